@@ -1,0 +1,1 @@
+"""Pluggable backends: LLMs, embedders and proxy models, each a small protocol."""

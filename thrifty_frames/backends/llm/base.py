@@ -23,10 +23,15 @@ class LabelRequest:
     choices
         The exact answers allowed. A backend that can constrain decoding (a
         JSON-schema enum or a grammar) should restrict the answer to these.
+    text
+        The row's input as it appears inside the user message.
     """
 
     messages: tuple[dict, ...]
     choices: tuple[str, ...]
+    #: The row's own input (text or rendered template), for backends that need
+    #: to shorten it to fit a context window, and for test doubles.
+    text: str | None = None
 
 
 @dataclass

@@ -1,0 +1,389 @@
+"""The shared core: sample -> label -> embed -> train -> evaluate -> predict.
+
+It works on one Arrow string array and knows nothing of pandas or Polars.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..backends.embeddings import resolve_embedder
+from ..backends.llm import resolve_llm
+from ..cache import LabelCache
+from ..config import Options
+from ..exceptions import ProxyNotViableWarning, UnparseableAnswerWarning
+from .._stages import label as lab
+from .._stages.embed import EmbedStats, embed_texts
+from .._stages.evaluate import accuracy_threshold, bound_at, clopper_pearson
+from .._stages.sample import draw_sample
+from .._stages.train import predict_proba, train_proxy
+from .report import Report
+from .task import Task
+
+logger = logging.getLogger("thrifty_frames")
+
+# Provenance codes, per row.
+DECIDERS = ("llm", "cache", "proxy", "proxy_below_target", "none")
+
+
+@dataclass
+class Result:
+    """What the core returns: one entry per input row, in input order.
+
+    Attributes
+    ----------
+    labels
+        ``pa.bool_()`` for a filter (``True`` = yes), ``pa.string()`` for
+        classify; null where the text was null or no label could be given.
+    decided_by
+        ``"llm"``, ``"cache"``, ``"proxy"``, ``"proxy_below_target"`` or
+        ``"none"``; null for null texts.
+    score
+        The proxy's probability for the row's final label; null where no proxy
+        scored the row.
+    report
+        The :class:`Report` of the run.
+    """
+
+    labels: pa.Array
+    decided_by: pa.Array
+    score: pa.Array
+    report: Report
+    classes: tuple[str, ...] = ()
+    proxy: object | None = None
+
+    def to_arrow(self) -> pa.Table:
+        return pa.table(
+            {"label": self.labels, "decided_by": self.decided_by, "score": self.score}
+        )
+
+
+class _Run:
+    """State of one pipeline run over distinct texts."""
+
+    def __init__(self, texts: pa.Array, task: Task, opts: Options, verb: str) -> None:
+        self.task = task
+        self.opts = opts
+        if pa.types.is_large_string(texts.type) or pa.types.is_string_view(texts.type):
+            texts = texts.cast(pa.string())
+        enc = pc.dictionary_encode(texts)
+        if isinstance(enc, pa.ChunkedArray):
+            enc = enc.combine_chunks()
+        self.valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
+        codes = enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        self.codes = np.where(self.valid, codes, -1).astype(np.int64)
+        self.uniq: list[str] = enc.dictionary.to_pylist()
+        n_u = len(self.uniq)
+        # Per distinct text: label index into task.classes (-1 none), how decided.
+        self.lab = np.full(n_u, -1, dtype=np.int64)
+        self.how = np.full(n_u, 4, dtype=np.int8)  # index into DECIDERS
+        self.score = np.full(n_u, np.nan, dtype=np.float64)
+        self.llm = resolve_llm(opts.llm)
+        self.embedder = resolve_embedder(opts.embedder)
+        self.cache = LabelCache(opts.cache_dir)
+        self.budget = lab.Budget(opts.max_llm_calls, opts.max_cost)
+        self.settings = lab.LabelSettings(
+            progress=opts.progress, rate=lab.RateLimiter(opts.rpm, opts.tpm)
+        )
+        self.stats = lab.LabelStats()
+        self.embed_stats = EmbedStats()
+        self.report = Report(
+            verb=verb,
+            rows=len(texts),
+            null_rows=int((~self.valid).sum()),
+            distinct_texts=n_u,
+            llm=self.llm.id,
+            embedder=self.embedder.id,
+            proxy=opts.proxy,
+            target=opts.target,
+            delta=opts.delta if opts.target is not None else None,
+        )
+        self.class_index = {c: i for i, c in enumerate(task.classes)}
+
+    # -- stages ----------------------------------------------------------------
+    def _ask(self, codes: np.ndarray, stage: str) -> None:
+        """Label distinct texts ``codes`` with the LLM (in the given order)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if len(codes) == 0:
+            return
+        texts = [self.uniq[c] for c in codes]
+        labels, outcomes, stats = lab.label_distinct(
+            texts, self.task, self.llm, self.cache, self.budget, self.settings, desc=stage
+        )
+        self.stats.add(stats)
+        for c, label, outcome in zip(codes, labels, outcomes):
+            if label is not None:
+                self.lab[c] = self.class_index[label]
+                self.how[c] = 0 if outcome == lab.OK else 1
+        self._time(stage, stats.seconds)
+        logger.info(
+            "%s: %d distinct inputs, %d LLM calls, %d cache hits, %d unanswered",
+            stage,
+            len(codes),
+            stats.llm_calls,
+            stats.cache_hits,
+            stats.unparseable + stats.failed + stats.over_budget,
+        )
+
+    def _time(self, stage: str, seconds: float) -> None:
+        self.report.seconds[stage] = self.report.seconds.get(stage, 0.0) + seconds
+
+    def _embed(self, codes: np.ndarray):
+        X, st = embed_texts([self.uniq[c] for c in codes], self.embedder)
+        self.embed_stats.add(st)
+        self._time("embed", st.seconds)
+        return X
+
+    def run(self) -> Result:
+        opts, rep = self.opts, self.report
+        valid_rows = np.flatnonzero(self.valid)
+        if len(valid_rows) == 0:
+            rep.notes.append("every text is null: nothing was sent to the LLM")
+            return self._finish(None)
+
+        t0 = time.perf_counter()
+        sample_rows = draw_sample(valid_rows, opts.sample_size, opts.seed)
+        self._time("sample", time.perf_counter() - t0)
+        rep.sample_rows = len(sample_rows)
+        logger.info("sample: %d of %d non-null rows", len(sample_rows), len(valid_rows))
+
+        all_distinct = np.unique(self.codes[valid_rows])
+        if len(sample_rows) >= len(valid_rows):
+            # Everything is labeled by the LLM; there is nothing for a proxy to do.
+            self._ask(all_distinct, "label")
+            rep.viability_note = (
+                "sample_size covers every row: all rows were labeled by the LLM, "
+                "no proxy was trained"
+            )
+            return self._finish(None)
+
+        sample_codes = list(dict.fromkeys(self.codes[sample_rows].tolist()))
+        self._ask(np.array(sample_codes), "label")
+
+        # Which sampled rows have a usable LLM label, and the train/calibration split.
+        y_rows = self.lab[self.codes[sample_rows]]
+        ok = y_rows >= 0
+        rows_ok = sample_rows[ok]
+        y_ok = y_rows[ok]
+        if opts.target is not None:
+            n_cal = int(round(len(rows_ok) * opts.calibration_share))
+            cal_rows, cal_y = rows_ok[:n_cal], y_ok[:n_cal]
+            tr_rows, tr_y = rows_ok[n_cal:], y_ok[n_cal:]
+        else:
+            cal_rows, cal_y = rows_ok[:0], y_ok[:0]
+            tr_rows, tr_y = rows_ok, y_ok
+
+        # Embed only the labeled rows first: a proxy that is no good costs no more.
+        lab_codes = np.unique(self.codes[rows_ok])
+        pos = {int(c): i for i, c in enumerate(lab_codes)}
+        X_lab = self._embed(lab_codes) if len(lab_codes) else None
+
+        model = None
+        tr = train_proxy(
+            X_lab[[pos[int(c)] for c in self.codes[tr_rows]]] if X_lab is not None else None,
+            tr_y,
+            opts.proxy,
+            opts.seed,
+        ) if len(tr_rows) else None
+        if tr is not None:
+            self._time("train", tr.seconds)
+            rep.proxy_params = tr.params
+            model = tr.model
+        t0 = time.perf_counter()
+        threshold = None
+        reason = None if model is not None else (tr.reason if tr else "no labeled rows")
+        if model is not None and opts.target is not None:
+            if len(cal_rows) == 0:
+                reason = "no calibration rows to certify a threshold"
+            else:
+                P = predict_proba(model, X_lab[[pos[int(c)] for c in self.codes[cal_rows]]])
+                pred = model.classes_[P.argmax(axis=1)]
+                conf = P.max(axis=1)
+                correct = pred == cal_y
+                k = int(correct.sum())
+                lo, hi = clopper_pearson(k, len(correct))
+                rep.quality = {
+                    "accuracy": k / len(correct),
+                    "low": lo,
+                    "high": hi,
+                    "rows": len(correct),
+                    "method": "calibration holdout",
+                }
+                threshold = accuracy_threshold(conf, correct, opts.target, opts.delta)
+                self._cal = (conf, correct)
+                rep.threshold = {
+                    "value": threshold.value,
+                    "accuracy_lower": threshold.accuracy_lower,
+                    "kept_share": threshold.kept_share,
+                    "calibration_rows": threshold.calibration_rows,
+                }
+                if not np.isfinite(threshold.value):
+                    reason = (
+                        f"no confidence threshold is certified to reach accuracy "
+                        f"{opts.target:.2f} on {len(correct)} calibration rows "
+                        f"(holdout accuracy {k / len(correct):.3f})"
+                    )
+        elif model is not None and tr.cv_accuracy is not None:
+            lo, hi = clopper_pearson(round(tr.cv_accuracy * tr.cv_rows), tr.cv_rows)
+            rep.quality = {
+                "accuracy": tr.cv_accuracy,
+                "low": lo,
+                "high": hi,
+                "rows": tr.cv_rows,
+                "method": "cross-validation",
+            }
+            if hi <= tr.majority_rate:
+                reason = (
+                    f"cross-validated accuracy {tr.cv_accuracy:.3f} is no better than "
+                    f"always answering the commonest label ({tr.majority_rate:.3f})"
+                )
+        self._time("evaluate", time.perf_counter() - t0)
+
+        rest = np.setdiff1d(all_distinct, lab_codes)
+        # A distinct text whose sampled answer was unusable joins the rest.
+        rest = rest[self.lab[rest] < 0]
+        viable = reason is None
+        rep.viable = viable
+        if not viable:
+            rep.viability_note = f"proxy not viable: {reason}"
+            warnings.warn(
+                f"thrifty-frames: the proxy is not viable ({reason}); "
+                + (
+                    "labeling the remaining rows with the LLM (fallback='llm')."
+                    if opts.fallback == "llm" or model is None
+                    else "keeping its answers anyway (fallback='proxy')."
+                ),
+                ProxyNotViableWarning,
+                stacklevel=4,
+            )
+            logger.info("proxy not viable: %s", reason)
+            if opts.fallback == "llm" or model is None:
+                self._ask(rest, "fallback")
+                return self._finish(model)
+            threshold = None  # fallback='proxy': keep every proxy answer
+
+        # Predict the rest chunk by chunk; keep confident answers.
+        t_pred = 0.0
+        escalate: list[np.ndarray] = []
+        esc_conf: list[np.ndarray] = []
+        cut = threshold.value if threshold is not None else -np.inf
+        for start in range(0, len(rest), opts.chunk_size):
+            chunk = rest[start : start + opts.chunk_size]
+            X = self._embed(chunk)
+            t0 = time.perf_counter()
+            P = predict_proba(model, X)
+            top = P.argmax(axis=1)
+            conf = P.max(axis=1)
+            labels = np.asarray(model.classes_, dtype=np.int64)[top]
+            self.lab[chunk] = labels
+            self.score[chunk] = conf
+            keep = conf >= cut
+            self.how[chunk] = np.where(keep, 2, 3)
+            escalate.append(chunk[~keep])
+            esc_conf.append(conf[~keep])
+            t_pred += time.perf_counter() - t0
+        self._time("predict", t_pred)
+        # The labeled rows get proxy scores too, for provenance.
+        if X_lab is not None and len(lab_codes):
+            P = predict_proba(model, X_lab)
+            cls_pos = {int(c): j for j, c in enumerate(model.classes_)}
+            for i, c in enumerate(lab_codes):
+                j = cls_pos.get(int(self.lab[c]))
+                if j is not None:
+                    self.score[c] = P[i, j]
+        if escalate:
+            esc = np.concatenate(escalate)
+            order = np.argsort(np.concatenate(esc_conf), kind="stable")
+            esc = esc[order]  # least confident first, in case a cap stops us
+            if len(esc):
+                before = self.lab[esc].copy()
+                self._ask(esc, "escalate")
+                changed = self.how[esc] <= 1
+                # An LLM answer replaces the proxy's score with nothing.
+                self.score[esc[changed]] = np.nan
+                left = esc[~changed]
+                self.lab[left] = before[~changed]
+                if len(left):
+                    note = (
+                        f"{len(left):,} distinct texts below the confidence threshold "
+                        "kept the proxy's answer because the LLM could not be asked "
+                        "(cap reached, failed or unparseable)"
+                    )
+                    if threshold is not None and hasattr(self, "_cal"):
+                        lowest = float(np.nanmin(self.score[left]))
+                        ub = bound_at(*self._cal, lowest, opts.delta)
+                        note += f"; estimated accuracy lower bound {1 - ub:.3f}"
+                    rep.notes.append(note)
+        return self._finish(model)
+
+    def _finish(self, model) -> Result:
+        rep, st = self.report, self.stats
+        rep.llm_calls = st.llm_calls
+        rep.cache_hits = st.cache_hits
+        rep.unparseable = st.unparseable
+        rep.failed = st.failed
+        rep.over_budget = st.over_budget
+        rep.prompt_tokens = st.prompt_tokens
+        rep.completion_tokens = st.completion_tokens
+        rep.cost = st.cost
+        rep.truncated_texts = self.embed_stats.truncated
+        if st.unparseable:
+            warnings.warn(
+                f"thrifty-frames: {st.unparseable} LLM answers were outside the allowed "
+                "labels even after a corrective retry; those inputs were left out of "
+                "training and their rows take the proxy's answer where there is one "
+                "(decided_by='proxy_below_target') or stay null (decided_by='none').",
+                UnparseableAnswerWarning,
+                stacklevel=4,
+            )
+        # Rows with no label at all carry no provenance but "none".
+        self.how[self.lab < 0] = 4
+        row_how = np.where(self.valid, self.how[np.maximum(self.codes, 0)], -1)
+        counts = {d: int((row_how == i).sum()) for i, d in enumerate(DECIDERS)}
+        rep.decided_by = counts
+        rep.proxy_used = bool(counts["proxy"] + counts["proxy_below_target"])
+        logger.info(
+            "done: %d rows; decided by llm %d, cache %d, proxy %d; %d LLM calls",
+            rep.rows,
+            counts["llm"],
+            counts["cache"],
+            counts["proxy"] + counts["proxy_below_target"],
+            rep.llm_calls,
+        )
+        return _assemble(self, row_how, model)
+
+
+def _assemble(run: _Run, row_how: np.ndarray, model) -> Result:
+    valid = run.valid
+    safe = np.maximum(run.codes, 0)
+    lab_rows = np.where(valid, run.lab[safe], -1)
+    has = lab_rows >= 0
+    if run.task.is_filter:
+        yes = run.task.classes.index("yes")
+        labels = pa.array(lab_rows == yes, type=pa.bool_(), mask=~has)
+    else:
+        cls = pa.array(list(run.task.classes), type=pa.string())
+        idx = pa.array(np.where(has, lab_rows, 0), type=pa.int32(), mask=~has)
+        labels = pc.take(cls, idx)
+    how_names = pa.array(list(DECIDERS), type=pa.string())
+    how = pc.take(
+        how_names, pa.array(np.maximum(row_how, 0), type=pa.int32(), mask=row_how < 0)
+    )
+    sc = np.where(valid, run.score[safe], np.nan)
+    score = pa.array(sc, type=pa.float64(), mask=np.isnan(sc))
+    return Result(labels, how, score, run.report, run.task.classes, model)
+
+
+def run_pipeline(texts: pa.Array, task: Task, opts: Options, verb: str = "label") -> Result:
+    """Run the whole pipeline over ``texts`` (a pyarrow string array)."""
+    t0 = time.perf_counter()
+    run = _Run(texts, task, opts, verb)
+    run._time("prepare", time.perf_counter() - t0)
+    return run.run()

@@ -1,0 +1,1 @@
+"""Front ends: the only code that imports pandas or Polars."""

@@ -1,0 +1,73 @@
+"""What every front end shares: from a frame's columns to one core call."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from ..config import make_options
+from ..exceptions import EmptyInputError, InvalidArgumentError
+from .._core.inputs import as_string_array, check_fields, pick_column, render_template
+from .._core.pipeline import Result, run_pipeline
+from .._core.reports import record
+from .._core.task import Task, make_task
+
+
+class FrameAdapter(Protocol):
+    """The few things the shared code needs from a native frame."""
+
+    @property
+    def columns(self) -> Sequence[str]: ...
+
+    @property
+    def n_rows(self) -> int: ...
+
+    def is_text(self, name: str) -> bool: ...
+
+    def arrow(self, name: str) -> pa.Array: ...
+
+    def dtype_name(self, name: str) -> str: ...
+
+
+def texts_for(adapter: FrameAdapter, task: Task, column: str | None) -> pa.Array:
+    """The text each row contributes: one column, or the rendered template."""
+    check_fields(task, adapter.columns, column)
+    if task.fields:
+        return render_template(task.prompt, {f: adapter.arrow(f) for f in task.fields})
+    name = pick_column(adapter.columns, column, adapter.is_text)
+    return as_string_array(adapter.arrow(name), name, adapter.dtype_name(name))
+
+
+def run_verb(
+    adapter: FrameAdapter,
+    verb: str,
+    prompt: Any,
+    classes: Any,
+    column: str | None,
+    options: dict,
+) -> Result:
+    """Validate everything once, run the core, record the report."""
+    kind = "filter" if verb in ("filter", "mask") else "classify"
+    if verb == "label":
+        kind = "filter" if classes is None else "classify"
+    task = make_task(kind, prompt, classes)
+    opts = make_options(**options)
+    texts = texts_for(adapter, task, column)
+    if adapter.n_rows == 0:
+        msg = (
+            f"the frame is empty (0 rows), so there is nothing to {verb}; "
+            "check the filter or file that produced it."
+        )
+        raise EmptyInputError(msg)
+    result = run_pipeline(texts, task, opts, verb)
+    record(result.report)
+    return result
+
+
+def check_into(into: Any, columns: Sequence[str]) -> str:
+    if not isinstance(into, str) or not into:
+        msg = f"into must be a non-empty column name, got {into!r}."
+        raise InvalidArgumentError(msg)
+    return into

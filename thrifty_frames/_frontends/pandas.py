@@ -1,0 +1,169 @@
+"""The pandas front end: ``df.thrifty``.
+
+A thin adapter: columns go to Arrow, one call into the core, Arrow back to
+pandas. It holds no state; reports come back through
+:func:`thrifty_frames.last_report` and :func:`thrifty_frames.collect_reports`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..exceptions import ColumnTypeError
+from .._core.pipeline import Result
+from ._common import check_into, run_verb
+
+
+class _PandasFrame:
+    def __init__(self, df: pd.DataFrame) -> None:
+        self.df = df
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in self.df.columns if isinstance(c, str)]
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.df)
+
+    def dtype_name(self, name: str) -> str:
+        return str(self.df[name].dtype)
+
+    def is_text(self, name: str) -> bool:
+        s = self.df[name]
+        if isinstance(s, pd.DataFrame):  # duplicated column label
+            return False
+        dt = s.dtype
+        if isinstance(dt, pd.StringDtype):
+            return True
+        if isinstance(dt, pd.CategoricalDtype):
+            cats = dt.categories
+            return cats.dtype == object or isinstance(cats.dtype, pd.StringDtype)
+        if isinstance(dt, pd.ArrowDtype):
+            t = dt.pyarrow_dtype
+            return pa.types.is_string(t) or pa.types.is_large_string(t)
+        if dt == object:
+            sample = s.dropna().head(100)
+            return len(sample) == 0 or all(isinstance(v, str) for v in sample)
+        return False
+
+    def arrow(self, name: str) -> pa.Array:
+        s = self.df[name]
+        if isinstance(s, pd.DataFrame):
+            msg = f"column {name!r} appears more than once in the frame; rename the copies."
+            raise ColumnTypeError(msg)
+        try:
+            arr = pa.Array.from_pandas(s.reset_index(drop=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            msg = (
+                f"column {name!r} has dtype {s.dtype} holding values that are not all "
+                "text; convert it with .astype(str) or pass another column."
+            )
+            raise ColumnTypeError(msg) from None
+        return arr
+
+
+def _result(df: pd.DataFrame, verb: str, prompt, classes, column, options) -> Result:
+    return run_verb(_PandasFrame(df), verb, prompt, classes, column, options)
+
+
+def _bool_mask(result: Result) -> np.ndarray:
+    return result.labels.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _provenance_columns(result: Result, prefix: str) -> dict[str, pd.Series]:
+    return {
+        f"{prefix}decided_by": result.decided_by.to_pandas(),
+        f"{prefix}score": result.score.to_pandas(),
+    }
+
+
+@pd.api.extensions.register_dataframe_accessor("thrifty")
+class ThriftyAccessor:
+    """LLM-quality labels at the cost of a small classifier: ``df.thrifty``.
+
+    Every verb accepts the options of :class:`thrifty_frames.config.Options`
+    as keywords (``llm``, ``embedder``, ``proxy``, ``sample_size``, ``seed``,
+    ``cache_dir``, ``target``, ``delta``, ``max_llm_calls``, ``max_cost``, ...).
+    """
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        self._df = df
+
+    def filter(
+        self,
+        prompt: str,
+        column: str | None = None,
+        *,
+        provenance: bool = False,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """Rows for which the answer to ``prompt`` is yes.
+
+        The original index, its order and every column are kept; rows with a
+        null text are dropped. ``provenance=True`` adds ``thrifty_decided_by``
+        and ``thrifty_score`` columns.
+
+        Examples
+        --------
+        >>> kept = df.thrifty.filter("Is this review positive?")  # doctest: +SKIP
+        """
+        result = _result(self._df, "filter", prompt, None, column, options)
+        keep = _bool_mask(result)
+        out = self._df
+        if provenance:
+            out = out.assign(
+                **{k: v.to_numpy() for k, v in _provenance_columns(result, "thrifty_").items()}
+            )
+        return out[keep]
+
+    def mask(self, prompt: str, column: str | None = None, **options: Any) -> pd.Series:
+        """A boolean Series aligned to ``df.index``: True where the answer is yes.
+
+        Null texts give False.
+        """
+        result = _result(self._df, "mask", prompt, None, column, options)
+        return pd.Series(_bool_mask(result), index=self._df.index, name="thrifty_mask")
+
+    def classify(
+        self,
+        prompt: str,
+        classes: list[str],
+        column: str | None = None,
+        *,
+        into: str = "label",
+        provenance: bool = False,
+        **options: Any,
+    ) -> pd.DataFrame:
+        """A copy of the frame with column ``into`` holding one of ``classes`` per row.
+
+        Null texts (and rows no label could be given to) get a missing value.
+        ``provenance=True`` adds ``{into}_decided_by`` and ``{into}_score``.
+        """
+        into = check_into(into, self._df.columns)
+        result = _result(self._df, "classify", prompt, classes, column, options)
+        values = pd.Categorical(
+            result.labels.to_numpy(zero_copy_only=False), categories=list(result.classes)
+        )
+        new = {into: pd.Series(values, index=self._df.index)}
+        if provenance:
+            for k, v in _provenance_columns(result, f"{into}_").items():
+                new[k] = pd.Series(v.to_numpy(), index=self._df.index)
+        return self._df.assign(**new)
+
+    def label(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        **options: Any,
+    ) -> Result:
+        """The core result as Arrow arrays: labels, provenance, scores and report.
+
+        ``classes=None`` asks a yes/no question (labels are booleans).
+        """
+        return _result(self._df, "label", prompt, classes, column, options)

@@ -1,0 +1,57 @@
+"""Any function mapping a list of texts to a 2-D array, as the embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from ...exceptions import BackendError, InvalidArgumentError
+from .base import Embedder, Matrix
+
+
+class CallableEmbedder(Embedder):
+    """Wrap ``fn(list_of_texts) -> array`` (dense or scipy sparse).
+
+    ``id`` keys the embedding cache and saved proxies: give a new one whenever
+    the function's output changes.
+    """
+
+    def __init__(
+        self, fn: Callable, *, id: str | None = None, batch_size: int = 256,
+        cacheable: bool = True,
+    ) -> None:
+        if not callable(fn):
+            msg = f"embedder must be callable, got {type(fn).__name__}."
+            raise InvalidArgumentError(msg)
+        self.fn = fn
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        self.id = id or f"callable/{getattr(fn, '__module__', '?')}.{name}"
+        self.batch_size = batch_size
+        self.cacheable = cacheable
+
+    def embed(self, texts: list[str]) -> Matrix:
+        try:
+            out = self.fn(list(texts))
+        except Exception as exc:
+            raise BackendError(f"the embedder function raised {type(exc).__name__}") from exc
+        if sp.issparse(out):
+            out = sp.csr_matrix(out, dtype=np.float32)
+        else:
+            out = np.asarray(out, dtype=np.float32)
+        if out.ndim != 2:
+            msg = (
+                f"the embedder function must return a 2-D array (one row per text), "
+                f"got {out.ndim} dimension(s)."
+            )
+            raise BackendError(msg)
+        if self.dim is None:
+            self.dim = int(out.shape[1])
+        elif out.shape[1] != self.dim:
+            msg = (
+                f"the embedder function returned {out.shape[1]} dimensions after "
+                f"{self.dim} earlier; it must always return the same width."
+            )
+            raise BackendError(msg)
+        return out

@@ -16,11 +16,15 @@ import pyarrow.compute as pc
 
 from ..backends.embeddings import resolve_embedder
 from ..backends.llm import resolve_llm
-from ..cache import LabelCache
+from ..cache import LabelCache, default_cache_dir
 from ..config import Options
-from ..exceptions import ProxyNotViableWarning, UnparseableAnswerWarning
+from ..exceptions import (
+    InvalidArgumentError,
+    ProxyNotViableWarning,
+    UnparseableAnswerWarning,
+)
 from .._stages import label as lab
-from .._stages.embed import EmbedStats, embed_texts
+from .._stages.embed import EmbedStats, PrecomputedVectors, embed_texts
 from .._stages.evaluate import accuracy_threshold, bound_at, clopper_pearson
 from .._stages.sample import draw_sample
 from .._stages.train import predict_proba, train_proxy
@@ -46,8 +50,9 @@ class Result:
         ``"llm"``, ``"cache"``, ``"proxy"``, ``"proxy_below_target"`` or
         ``"none"``; null for null texts.
     score
-        The proxy's probability for the row's final label; null where no proxy
-        scored the row.
+        The proxy's top-class probability for the row: the number the
+        cascade's threshold is compared with. Null where no proxy scored the
+        row (null texts, runs without a proxy).
     report
         The :class:`Report` of the run.
     """
@@ -58,6 +63,9 @@ class Result:
     report: Report
     classes: tuple[str, ...] = ()
     proxy: object | None = None
+    #: Set by ``fit_only`` runs: the labeled rows behind the proxy (see
+    #: :meth:`_Run.run`), for :mod:`thrifty_frames.fitted`.
+    fit_data: dict | None = None
 
     def to_arrow(self) -> pa.Table:
         return pa.table(
@@ -68,9 +76,19 @@ class Result:
 class _Run:
     """State of one pipeline run over distinct texts."""
 
-    def __init__(self, texts: pa.Array, task: Task, opts: Options, verb: str) -> None:
+    def __init__(
+        self,
+        texts: pa.Array,
+        task: Task,
+        opts: Options,
+        verb: str,
+        fit_only: bool = False,
+        vectors: pa.Array | pa.ChunkedArray | None = None,
+    ) -> None:
         self.task = task
         self.opts = opts
+        self.fit_only = fit_only
+        self.fit_data: dict | None = None
         if pa.types.is_large_string(texts.type) or pa.types.is_string_view(texts.type):
             texts = texts.cast(pa.string())
         enc = pc.dictionary_encode(texts)
@@ -79,14 +97,27 @@ class _Run:
         self.valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
         codes = enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
         self.codes = np.where(self.valid, codes, -1).astype(np.int64)
-        self.uniq: list[str] = enc.dictionary.to_pylist()
-        n_u = len(self.uniq)
+        # Distinct texts stay in Arrow; Python strings are made a chunk at a time
+        # (see _texts), so memory does not hold every row as a Python object.
+        self.dictionary: pa.Array = enc.dictionary
+        n_u = len(self.dictionary)
         # Per distinct text: label index into task.classes (-1 none), how decided.
         self.lab = np.full(n_u, -1, dtype=np.int64)
         self.how = np.full(n_u, 4, dtype=np.int8)  # index into DECIDERS
         self.score = np.full(n_u, np.nan, dtype=np.float64)
         self.llm = resolve_llm(opts.llm)
         self.embedder = resolve_embedder(opts.embedder)
+        self.vectors = None
+        self.first_row = None
+        if opts.embeddings is not None:
+            self._use_vectors(vectors, opts.embeddings)
+        self.vec_cache = None
+        if self.vectors is None and self.embedder.cacheable and opts.cache_dir is not False:
+            from ..embedding_cache import EmbeddingCache
+
+            root = default_cache_dir() if opts.cache_dir in (None, True) else opts.cache_dir
+            self.vec_cache = EmbeddingCache(root, self.embedder.id)
+        self.long_rows = 0
         self.cache = LabelCache(opts.cache_dir)
         self.budget = lab.Budget(opts.max_llm_calls, opts.max_cost)
         self.settings = lab.LabelSettings(
@@ -100,7 +131,11 @@ class _Run:
             null_rows=int((~self.valid).sum()),
             distinct_texts=n_u,
             llm=self.llm.id,
-            embedder=self.embedder.id,
+            embedder=(
+                self.embedder.id
+                if self.vectors is None
+                else f"precomputed column {opts.embeddings!r} ({self.vectors.dim} dims)"
+            ),
             proxy=opts.proxy,
             target=opts.target,
             delta=opts.delta if opts.target is not None else None,
@@ -113,7 +148,7 @@ class _Run:
         codes = np.asarray(codes, dtype=np.int64)
         if len(codes) == 0:
             return
-        texts = [self.uniq[c] for c in codes]
+        texts = self._texts(codes)
         labels, outcomes, stats = lab.label_distinct(
             texts, self.task, self.llm, self.cache, self.budget, self.settings, desc=stage
         )
@@ -135,10 +170,47 @@ class _Run:
     def _time(self, stage: str, seconds: float) -> None:
         self.report.seconds[stage] = self.report.seconds.get(stage, 0.0) + seconds
 
+    def _texts(self, codes: np.ndarray) -> list[str]:
+        """The distinct texts ``codes`` as Python strings."""
+        return self.dictionary.take(pa.array(codes, type=pa.int64())).to_pylist()
+
+    def _use_vectors(self, vectors, column: str) -> None:
+        """Read vectors from the ``embeddings=`` column instead of an embedder."""
+        if vectors is None:
+            msg = (
+                f"embeddings={column!r} names a column of a DataFrame; it works through "
+                "the DataFrame accessors (df.thrifty...), not on a bare array of texts."
+            )
+            raise InvalidArgumentError(msg)
+        self.vectors = PrecomputedVectors(vectors, column, needed=self.valid)
+        # Rows sharing a text share a vector: the first such row's is used.
+        valid_rows = np.flatnonzero(self.valid)
+        self.first_row = np.full(len(self.dictionary), -1, dtype=np.int64)
+        self.first_row[self.codes[valid_rows[::-1]]] = valid_rows[::-1]
+
     def _embed(self, codes: np.ndarray):
-        X, st = embed_texts([self.uniq[c] for c in codes], self.embedder)
+        """Vectors of distinct texts ``codes`` (callers pass one chunk at a time)."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if self.vectors is not None:
+            X, st = self.vectors.rows(self.first_row[codes])
+        else:
+            X, st = embed_texts(
+                self._texts(codes),
+                self.embedder,
+                cache=self.vec_cache,
+                long_texts=self.opts.long_texts,
+            )
+            if len(st.long):
+                if not hasattr(self, "_row_counts"):
+                    self._row_counts = np.bincount(
+                        self.codes[self.valid], minlength=len(self.dictionary)
+                    )
+                self.long_rows += int(self._row_counts[codes[st.long]].sum())
         self.embed_stats.add(st)
         self._time("embed", st.seconds)
+        logger.debug(
+            "embed: %d distinct texts, %d from the embedding cache", st.texts, st.cache_hits
+        )
         return X
 
     def run(self) -> Result:
@@ -246,6 +318,22 @@ class _Run:
                 )
         self._time("evaluate", time.perf_counter() - t0)
 
+        if self.fit_only:
+            # Fit: stop once the proxy is trained and certified; label nothing else.
+            rep.viable = reason is None
+            if reason is not None:
+                rep.viability_note = f"proxy not viable: {reason}"
+            self.fit_data = {
+                "texts": self._texts(lab_codes),
+                "X": X_lab[[pos[int(c)] for c in self.codes[rows_ok]]]
+                if X_lab is not None
+                else None,
+                "y": y_ok,
+                "train_rows": len(tr_rows),
+                "calibration_rows": len(cal_rows),
+            }
+            return self._finish(model)
+
         rest = np.setdiff1d(all_distinct, lab_codes)
         # A distinct text whose sampled answer was unusable joins the rest.
         rest = rest[self.lab[rest] < 0]
@@ -292,12 +380,7 @@ class _Run:
         self._time("predict", t_pred)
         # The labeled rows get proxy scores too, for provenance.
         if X_lab is not None and len(lab_codes):
-            P = predict_proba(model, X_lab)
-            cls_pos = {int(c): j for j, c in enumerate(model.classes_)}
-            for i, c in enumerate(lab_codes):
-                j = cls_pos.get(int(self.lab[c]))
-                if j is not None:
-                    self.score[c] = P[i, j]
+            self.score[lab_codes] = predict_proba(model, X_lab).max(axis=1)
         if escalate:
             esc = np.concatenate(escalate)
             order = np.argsort(np.concatenate(esc_conf), kind="stable")
@@ -306,8 +389,6 @@ class _Run:
                 before = self.lab[esc].copy()
                 self._ask(esc, "escalate")
                 changed = self.how[esc] <= 1
-                # An LLM answer replaces the proxy's score with nothing.
-                self.score[esc[changed]] = np.nan
                 left = esc[~changed]
                 self.lab[left] = before[~changed]
                 if len(left):
@@ -333,7 +414,17 @@ class _Run:
         rep.prompt_tokens = st.prompt_tokens
         rep.completion_tokens = st.completion_tokens
         rep.cost = st.cost
-        rep.truncated_texts = self.embed_stats.truncated
+        # Rows whose text was longer than the embedder's window (cut or pooled).
+        rep.truncated_texts = self.long_rows
+        if self.vec_cache is not None:
+            es = self.embed_stats
+            logger.info(
+                "embedding cache: %d of %d distinct inputs found, %d written",
+                es.cache_hits,
+                es.cache_hits + es.embedded,
+                es.cache_writes,
+            )
+            self.vec_cache.close()
         if st.unparseable:
             warnings.warn(
                 f"thrifty-frames: {st.unparseable} LLM answers were outside the allowed "
@@ -378,12 +469,27 @@ def _assemble(run: _Run, row_how: np.ndarray, model) -> Result:
     )
     sc = np.where(valid, run.score[safe], np.nan)
     score = pa.array(sc, type=pa.float64(), mask=np.isnan(sc))
-    return Result(labels, how, score, run.report, run.task.classes, model)
+    return Result(
+        labels, how, score, run.report, run.task.classes, model, run.fit_data
+    )
 
 
-def run_pipeline(texts: pa.Array, task: Task, opts: Options, verb: str = "label") -> Result:
-    """Run the whole pipeline over ``texts`` (a pyarrow string array)."""
+def run_pipeline(
+    texts: pa.Array,
+    task: Task,
+    opts: Options,
+    verb: str = "label",
+    fit_only: bool = False,
+    vectors: pa.Array | pa.ChunkedArray | None = None,
+) -> Result:
+    """Run the whole pipeline over ``texts`` (a pyarrow string array).
+
+    ``fit_only=True`` stops after the proxy is trained and certified: only the
+    sample is labeled, and ``Result.fit_data`` holds the labeled rows.
+    ``vectors`` is the column named by ``opts.embeddings`` (one vector per
+    row, as Arrow), read in place of the embedder.
+    """
     t0 = time.perf_counter()
-    run = _Run(texts, task, opts, verb)
+    run = _Run(texts, task, opts, verb, fit_only, vectors)
     run._time("prepare", time.perf_counter() - t0)
     return run.run()

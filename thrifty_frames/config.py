@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .backends.proxies.base import PROXY_NAMES
+from .backends.proxies.base import AUTO, PROXY_NAMES
 from .exceptions import InvalidArgumentError
 
 #: Rows labeled by the LLM before the proxy is trained.
@@ -18,7 +18,7 @@ DEFAULT_TARGET = 0.9
 #: Allowed probability that the target is missed.
 DEFAULT_DELTA = 0.05
 FALLBACKS = ("llm", "proxy")
-METRICS = ("accuracy",)
+METRICS = ("accuracy", "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class Options:
         litellm embedding model string, an ``Embedder``, or a callable mapping a
         list of texts to a 2-D array.
     proxy
-        ``"lr"`` (default), ``"svc"`` or ``"lgbm"``.
+        ``"lr"`` (default), ``"svc"`` or ``"lgbm"``; ``"auto"`` lets
+        cross-validation on the labeled rows choose among the three (slower).
     sample_size
         Rows labeled by the LLM up front. At or above the number of non-null
         rows, every row is labeled by the LLM and no proxy is trained.
@@ -48,8 +49,14 @@ class Options:
         keeps labels in memory only.
     target, delta
         The cascade keeps the proxy's answer only where it is certified to meet
-        ``target`` accuracy against the LLM with probability ``1 - delta``;
-        other rows go to the LLM. ``target=None`` keeps every proxy answer.
+        ``target`` (in ``metric``) against the LLM with probability
+        ``1 - delta``; other rows go to the LLM. ``target=None`` keeps every
+        proxy answer (no LLM escalation, no guarantee). Defaults 0.9 and 0.05.
+    metric
+        What ``target`` is about: ``"accuracy"`` (default; filters and
+        classify), ``"precision"`` or ``"recall"`` of the "yes" answers
+        (filters only). The methods and their assumptions are described in
+        :mod:`thrifty_frames._stages.evaluate`.
     calibration_share
         Share of the labeled sample held out to certify the threshold.
     max_llm_calls, max_cost
@@ -72,6 +79,7 @@ class Options:
     cache_dir: Any = None
     target: float | None = DEFAULT_TARGET
     delta: float = DEFAULT_DELTA
+    metric: str = "accuracy"
     calibration_share: float = 0.5
     max_llm_calls: int | None = None
     max_cost: float | None = None
@@ -122,8 +130,11 @@ def make_options(**kwargs: Any) -> Options:
         )
         raise InvalidArgumentError(msg)
     o = dict(kwargs)
-    if "proxy" in o and o["proxy"] not in PROXY_NAMES:
-        msg = f"proxy must be one of {list(PROXY_NAMES)}, got {o['proxy']!r}."
+    if "proxy" in o and o["proxy"] not in (*PROXY_NAMES, AUTO):
+        msg = (
+            f"proxy must be one of {list(PROXY_NAMES)}, got {o['proxy']!r}; "
+            f"{AUTO!r} lets cross-validation choose among them."
+        )
         raise InvalidArgumentError(msg)
     if "sample_size" in o:
         o["sample_size"] = _int("sample_size", o["sample_size"], minimum=2)
@@ -147,6 +158,9 @@ def make_options(**kwargs: Any) -> Options:
             msg = f"max_cost must be a number of dollars >= 0 or None, got {mc!r}."
             raise InvalidArgumentError(msg)
         o["max_cost"] = float(mc)
+    if "metric" in o and o["metric"] not in METRICS:
+        msg = f"metric must be one of {list(METRICS)}, got {o['metric']!r}."
+        raise InvalidArgumentError(msg)
     if "fallback" in o and o["fallback"] not in FALLBACKS:
         msg = f"fallback must be one of {list(FALLBACKS)}, got {o['fallback']!r}."
         raise InvalidArgumentError(msg)

@@ -25,7 +25,14 @@ from ..exceptions import (
 )
 from .._stages import label as lab
 from .._stages.embed import EmbedStats, PrecomputedVectors, embed_texts
-from .._stages.evaluate import accuracy_threshold, bound_at, clopper_pearson
+from .._stages.evaluate import (
+    band_quality,
+    calibration_of,
+    certify,
+    clopper_pearson,
+    evaluate_at,
+    viability_reason,
+)
 from .._stages.sample import draw_sample
 from .._stages.train import predict_proba, train_proxy
 from .report import Report
@@ -139,6 +146,7 @@ class _Run:
             proxy=opts.proxy,
             target=opts.target,
             delta=opts.delta if opts.target is not None else None,
+            metric=opts.metric if opts.target is not None else None,
         )
         self.class_index = {c: i for i, c in enumerate(task.classes)}
 
@@ -255,7 +263,9 @@ class _Run:
         # Embed only the labeled rows first: a proxy that is no good costs no more.
         lab_codes = np.unique(self.codes[rows_ok])
         pos = {int(c): i for i, c in enumerate(lab_codes)}
-        X_lab = self._embed(lab_codes) if len(lab_codes) else None
+        # One class in the training share: no proxy can be trained, embed nothing.
+        one_class = len(np.unique(tr_y)) < 2
+        X_lab = self._embed(lab_codes) if len(lab_codes) and not one_class else None
 
         model = None
         tr = train_proxy(
@@ -276,32 +286,13 @@ class _Run:
                 reason = "no calibration rows to certify a threshold"
             else:
                 P = predict_proba(model, X_lab[[pos[int(c)] for c in self.codes[cal_rows]]])
-                pred = model.classes_[P.argmax(axis=1)]
-                conf = P.max(axis=1)
-                correct = pred == cal_y
-                k = int(correct.sum())
-                lo, hi = clopper_pearson(k, len(correct))
-                rep.quality = {
-                    "accuracy": k / len(correct),
-                    "low": lo,
-                    "high": hi,
-                    "rows": len(correct),
-                    "method": "calibration holdout",
-                }
-                threshold = accuracy_threshold(conf, correct, opts.target, opts.delta)
-                self._cal = (conf, correct)
-                rep.threshold = {
-                    "value": threshold.value,
-                    "accuracy_lower": threshold.accuracy_lower,
-                    "kept_share": threshold.kept_share,
-                    "calibration_rows": threshold.calibration_rows,
-                }
-                if not np.isfinite(threshold.value):
-                    reason = (
-                        f"no confidence threshold is certified to reach accuracy "
-                        f"{opts.target:.2f} on {len(correct)} calibration rows "
-                        f"(holdout accuracy {k / len(correct):.3f})"
-                    )
+                yes = self.task.classes.index("yes") if self.task.is_filter else None
+                self._cal, rep.quality = calibration_of(P, model.classes_, cal_y, yes)
+                threshold = certify(self._cal, opts.metric, opts.target, opts.delta)
+                rep.threshold = threshold.as_dict()
+                rep.achieved = dict(rep.threshold)
+                rep.calibration = self._cal
+                reason = viability_reason(threshold, rep.quality, tr.majority_rate)
         elif model is not None and tr.cv_accuracy is not None:
             lo, hi = clopper_pearson(round(tr.cv_accuracy * tr.cv_rows), tr.cv_rows)
             rep.quality = {
@@ -361,7 +352,10 @@ class _Run:
         t_pred = 0.0
         escalate: list[np.ndarray] = []
         esc_conf: list[np.ndarray] = []
-        cut = threshold.value if threshold is not None else -np.inf
+        esc_p: list[np.ndarray] = []
+        yes_col = None
+        if self.task.is_filter:
+            yes_col = int(np.flatnonzero(model.classes_ == self.task.classes.index("yes"))[0])
         for start in range(0, len(rest), opts.chunk_size):
             chunk = rest[start : start + opts.chunk_size]
             X = self._embed(chunk)
@@ -372,10 +366,15 @@ class _Run:
             labels = np.asarray(model.classes_, dtype=np.int64)[top]
             self.lab[chunk] = labels
             self.score[chunk] = conf
-            keep = conf >= cut
+            p_yes = P[:, yes_col] if yes_col is not None else None
+            if threshold is None:
+                keep = np.ones(len(chunk), dtype=bool)
+            else:
+                keep = threshold.keep(conf, p_yes)
             self.how[chunk] = np.where(keep, 2, 3)
             escalate.append(chunk[~keep])
             esc_conf.append(conf[~keep])
+            esc_p.append(p_yes[~keep] if p_yes is not None else conf[~keep])
             t_pred += time.perf_counter() - t0
         self._time("predict", t_pred)
         # The labeled rows get proxy scores too, for provenance.
@@ -385,6 +384,8 @@ class _Run:
             esc = np.concatenate(escalate)
             order = np.argsort(np.concatenate(esc_conf), kind="stable")
             esc = esc[order]  # least confident first, in case a cap stops us
+            esc_conf_sorted = np.concatenate(esc_conf)[order]
+            esc_p_sorted = np.concatenate(esc_p)[order]
             if len(esc):
                 before = self.lab[esc].copy()
                 self._ask(esc, "escalate")
@@ -392,17 +393,29 @@ class _Run:
                 left = esc[~changed]
                 self.lab[left] = before[~changed]
                 if len(left):
-                    note = (
-                        f"{len(left):,} distinct texts below the confidence threshold "
-                        "kept the proxy's answer because the LLM could not be asked "
-                        "(cap reached, failed or unparseable)"
+                    self._below_target(
+                        threshold, esc_conf_sorted[~changed], esc_p_sorted[~changed]
                     )
-                    if threshold is not None and hasattr(self, "_cal"):
-                        lowest = float(np.nanmin(self.score[left]))
-                        ub = bound_at(*self._cal, lowest, opts.delta)
-                        note += f"; estimated accuracy lower bound {1 - ub:.3f}"
-                    rep.notes.append(note)
         return self._finish(model)
+
+    def _below_target(self, threshold, conf_left, p_left) -> None:
+        """Report what the output delivers when escalated rows kept the proxy."""
+        rep = self.report
+        note = (
+            f"{len(conf_left):,} distinct texts below the threshold kept the proxy's "
+            "answer (decided_by='proxy_below_target') because the LLM could not be "
+            "asked (cap reached, failed or unparseable)"
+        )
+        if threshold is not None and getattr(self, "_cal", None) is not None:
+            p = p_left if self.task.is_filter else None
+            widened = evaluate_at(self._cal, threshold.widened(conf_left, p))
+            rep.achieved = widened.as_dict()
+            rep.below_target = band_quality(self._cal, threshold, widened)
+            note += (
+                f"; {widened.metric} now certified >= {widened.certified:.3f} "
+                f"(target {widened.target:.2f}, estimate {widened.estimate:.3f})"
+            )
+        rep.notes.append(note)
 
     def _finish(self, model) -> Result:
         rep, st = self.report, self.stats
@@ -489,6 +502,12 @@ def run_pipeline(
     ``vectors`` is the column named by ``opts.embeddings`` (one vector per
     row, as Arrow), read in place of the embedder.
     """
+    if opts.metric != "accuracy" and not task.is_filter:
+        msg = (
+            f"metric={opts.metric!r} applies to filters (yes/no questions) only; "
+            "for classify use metric='accuracy'."
+        )
+        raise InvalidArgumentError(msg)
     t0 = time.perf_counter()
     run = _Run(texts, task, opts, verb, fit_only, vectors)
     run._time("prepare", time.perf_counter() - t0)

@@ -1,4 +1,11 @@
-"""Train stage: pick the proxy's regularisation by cross-validation, then fit."""
+"""Train stage: pick the proxy (and its regularisation) by cross-validation, then fit.
+
+Every setting of :func:`~thrifty_frames.backends.proxies.base.candidates` is
+scored by stratified K-fold accuracy on the rows given, and the best is refitted
+on all of them. The pipeline passes every labeled row when no target is set
+(no label is wasted) and only the training share when a target is set (the
+calibration rows must stay unseen; see :mod:`thrifty_frames._stages.evaluate`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import scipy.sparse as sp
 from sklearn.model_selection import StratifiedKFold
 
 from ..backends.embeddings.base import Matrix
-from ..backends.proxies.base import make_proxy, param_grid
+from ..backends.proxies.base import candidates, make_proxy
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +84,7 @@ def _n_splits(y: np.ndarray, wanted: int = 5) -> int:
 
 
 def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
-    """Choose among :func:`param_grid` by stratified CV and refit on all rows.
+    """Choose among :func:`candidates` by stratified CV and refit on all rows.
 
     Classes seen only once cannot be cross-validated; they are kept for the
     final fit (so the proxy can still predict them) but left out of the CV
@@ -96,6 +103,7 @@ def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
         )
     keep = np.isin(y, classes[counts >= 2])
     best_params: dict = {}
+    best_name = name
     best_acc: float | None = None
     cv_rows = int(keep.sum())
     y_cv = y[keep]
@@ -103,21 +111,27 @@ def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
         X_cv = X[np.flatnonzero(keep)]
         k = max(2, _n_splits(y_cv))
         folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(X_cv, y_cv))
-        for params in param_grid(name):
+        for model_name, params in candidates(name):
             hits = 0
-            for tr, te in folds:
-                model = ActiveColumns(make_proxy(name, seed, **params))
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    model.fit(X_cv[tr], y_cv[tr])
-                hits += int((model.predict(X_cv[te]) == y_cv[te]).sum())
+            try:
+                for tr, te in folds:
+                    model = ActiveColumns(make_proxy(model_name, seed, **params))
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        model.fit(X_cv[tr], y_cv[tr])
+                    hits += int((model.predict(X_cv[te]) == y_cv[te]).sum())
+            except ValueError:
+                # E.g. the SVM's internal calibration folds miss a rare class.
+                continue
             acc = hits / len(y_cv)
             if best_acc is None or acc > best_acc + 1e-12:
-                best_acc, best_params = acc, params
-    model = make_proxy(name, seed, **best_params)
+                best_acc, best_name, best_params = acc, model_name, params
+    elif name == "auto":
+        best_name = "lr"
+    model = make_proxy(best_name, seed, **best_params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name == "svc" and counts.min() < 3:
+        if best_name == "svc" and counts.min() < 3:
             # Sigmoid calibration needs every class in each of its folds.
             from sklearn.calibration import CalibratedClassifierCV
             from sklearn.svm import LinearSVC
@@ -128,7 +142,9 @@ def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
             else:  # no calibration possible; scores come from a softmax
                 model = svc
         model = ActiveColumns(model).fit(X, y)
-    logger.debug("proxy %s chosen with %s (cv accuracy %s)", name, best_params, best_acc)
+    logger.debug("proxy %s chosen with %s (cv accuracy %s)", best_name, best_params, best_acc)
+    if name == "auto":
+        best_params = {"model": best_name, **best_params}
     return TrainResult(
         model,
         params=best_params,

@@ -5,6 +5,12 @@ built-ins are ``"lr"`` (logistic regression, the default), ``"svc"`` (a linear
 SVM calibrated by sigmoid so it yields probabilities) and ``"lgbm"`` (LightGBM).
 Each comes with a small grid of regularisation settings; the training stage
 picks the best by stratified cross-validation on the labeled rows.
+``"auto"`` lets cross-validation choose the model as well, among all three
+grids (slower: LightGBM dominates the time).
+
+Logistic regression uses the Newton-CG solver: on hashed text features (tens
+of thousands of active columns, hundreds of rows) it reaches the same fit as
+L-BFGS 10 to 40 times faster.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from typing import Any
 from ...exceptions import InvalidArgumentError
 
 PROXY_NAMES = ("lr", "svc", "lgbm")
+#: Lets cross-validation choose among every model in :data:`PROXY_NAMES`.
+AUTO = "auto"
 
 
 def make_proxy(name: str, seed: int, **params: Any):
@@ -21,7 +29,7 @@ def make_proxy(name: str, seed: int, **params: Any):
     if name == "lr":
         from sklearn.linear_model import LogisticRegression
 
-        kw = {"C": 4.0, "max_iter": 2000, "random_state": seed}
+        kw = {"C": 4.0, "max_iter": 2000, "solver": "newton-cg", "random_state": seed}
         kw.update(params)
         return LogisticRegression(**kw)
     if name == "svc":
@@ -50,6 +58,12 @@ def make_proxy(name: str, seed: int, **params: Any):
         return LGBMClassifier(**kw)
     msg = f"proxy must be one of {list(PROXY_NAMES)}, got {name!r}."
     raise InvalidArgumentError(msg)
+
+
+def candidates(name: str) -> list[tuple[str, dict]]:
+    """(model, settings) pairs cross-validation chooses among for ``name``."""
+    names = PROXY_NAMES if name == AUTO else (name,)
+    return [(n, p) for n in names for p in param_grid(n)]
 
 
 def param_grid(name: str) -> list[dict]:

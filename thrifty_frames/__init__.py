@@ -20,13 +20,16 @@ from .api import classify, filter_mask, label
 from .backends.embeddings.base import Embedder
 from .backends.llm.base import Completion, LabelRequest, LLMBackend
 from .config import Options
+from .fitted import FittedProxy, load
 from .exceptions import (
     BackendError,
     BudgetExceededError,
+    BudgetExceededWarning,
     ColumnNotFoundError,
     ColumnTypeError,
     EmptyInputError,
     InvalidArgumentError,
+    LLMCallFailedWarning,
     MissingDependencyError,
     NotFittedError,
     OfflineModelNotFoundError,
@@ -49,13 +52,16 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "BackendError",
     "BudgetExceededError",
+    "BudgetExceededWarning",
     "ColumnNotFoundError",
     "ColumnTypeError",
     "Completion",
     "Embedder",
     "EmptyInputError",
+    "FittedProxy",
     "InvalidArgumentError",
     "LLMBackend",
+    "LLMCallFailedWarning",
     "LabelRequest",
     "MissingDependencyError",
     "NotFittedError",
@@ -74,4 +80,5 @@ __all__ = [
     "filter_mask",
     "label",
     "last_report",
+    "load",
 ]

@@ -37,6 +37,8 @@ __all__ = [
     "ThriftyWarning",
     "UnparseableAnswerWarning",
     "ProxyNotViableWarning",
+    "BudgetExceededWarning",
+    "LLMCallFailedWarning",
 ]
 
 
@@ -108,3 +110,18 @@ class UnparseableAnswerWarning(ThriftyWarning):
 
 class ProxyNotViableWarning(ThriftyWarning):
     """The proxy could not be trusted, so the run fell back as configured."""
+
+
+class BudgetExceededWarning(ThriftyWarning):
+    """A cap (``max_llm_calls`` or ``max_cost``) kept some inputs from the LLM.
+
+    The verb still returns every row: rows the LLM was not asked about carry the
+    proxy's answer (``decided_by="proxy_below_target"``) when there is one, and
+    otherwise no label (``decided_by="none"``). Turn it into an error with
+    ``warnings.simplefilter("error", BudgetExceededWarning)``.
+    """
+
+
+class LLMCallFailedWarning(ThriftyWarning):
+    """Some LLM calls failed after their retries (or the provider refused the
+    input); those inputs were not cached, so a re-run asks them again."""

@@ -6,6 +6,8 @@ It works on one Arrow string array and knows nothing of pandas or Polars.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -19,7 +21,9 @@ from ..backends.llm import resolve_llm
 from ..cache import LabelCache, default_cache_dir
 from ..config import Options
 from ..exceptions import (
+    BudgetExceededWarning,
     InvalidArgumentError,
+    LLMCallFailedWarning,
     ProxyNotViableWarning,
     UnparseableAnswerWarning,
 )
@@ -112,6 +116,8 @@ class _Run:
         self.lab = np.full(n_u, -1, dtype=np.int64)
         self.how = np.full(n_u, 4, dtype=np.int8)  # index into DECIDERS
         self.score = np.full(n_u, np.nan, dtype=np.float64)
+        # Last labeling outcome per distinct text asked about (see _stages.label).
+        self.outcome: dict[int, str] = {}
         self.llm = resolve_llm(opts.llm)
         self.embedder = resolve_embedder(opts.embedder)
         self.vectors = None
@@ -162,6 +168,7 @@ class _Run:
         )
         self.stats.add(stats)
         for c, label, outcome in zip(codes, labels, outcomes):
+            self.outcome[int(c)] = outcome
             if label is not None:
                 self.lab[c] = self.class_index[label]
                 self.how[c] = 0 if outcome == lab.OK else 1
@@ -417,6 +424,39 @@ class _Run:
             )
         rep.notes.append(note)
 
+    def _warn_unanswered(self) -> None:
+        """Tell the user about inputs a cap or failing calls kept from the LLM."""
+        rep, opts = self.report, self.opts
+        if rep.over_budget:
+            caps = []
+            if opts.max_llm_calls is not None:
+                caps.append(f"max_llm_calls={opts.max_llm_calls}")
+            if opts.max_cost is not None:
+                caps.append(f"max_cost={opts.max_cost}")
+            msg = (
+                f"thrifty-frames: {' / '.join(caps) or 'a cap'} was reached after "
+                f"{self.budget.calls} LLM calls; {rep.over_budget:,} distinct inputs "
+                "were not asked. Their rows keep the proxy's answer where there is one "
+                "(decided_by='proxy_below_target') or get no label (decided_by='none'). "
+                "Raise the cap and re-run: answers already paid for come from the cache."
+            )
+            rep.notes.append(msg.removeprefix("thrifty-frames: "))
+            warnings.warn(msg, BudgetExceededWarning, stacklevel=_user_stacklevel())
+        if rep.failed:
+            msg = (
+                f"thrifty-frames: {rep.failed:,} distinct inputs got no LLM answer "
+                "because their calls failed after retries or the provider refused them; "
+                "their rows keep the proxy's answer where there is one, or get no label. "
+                "A re-run asks them again."
+            )
+            rep.notes.append(msg.removeprefix("thrifty-frames: "))
+            warnings.warn(msg, LLMCallFailedWarning, stacklevel=_user_stacklevel())
+        if self.stats.retries_transient:
+            rep.notes.append(
+                f"{self.stats.retries_transient} LLM calls were retried after a rate "
+                "limit, server error, timeout or dropped connection"
+            )
+
     def _finish(self, model) -> Result:
         rep, st = self.report, self.stats
         rep.llm_calls = st.llm_calls
@@ -427,6 +467,13 @@ class _Run:
         rep.prompt_tokens = st.prompt_tokens
         rep.completion_tokens = st.completion_tokens
         rep.cost = st.cost
+        # An input asked about in two stages (sampled, then escalated) counts once,
+        # by its last outcome.
+        final = list(self.outcome.values())
+        rep.unparseable = final.count(lab.UNPARSEABLE)
+        rep.failed = final.count(lab.FAILED)
+        rep.over_budget = final.count(lab.SKIPPED)
+        self._warn_unanswered()
         # Rows whose text was longer than the embedder's window (cut or pooled).
         rep.truncated_texts = self.long_rows
         if self.vec_cache is not None:
@@ -438,9 +485,9 @@ class _Run:
                 es.cache_writes,
             )
             self.vec_cache.close()
-        if st.unparseable:
+        if rep.unparseable:
             warnings.warn(
-                f"thrifty-frames: {st.unparseable} LLM answers were outside the allowed "
+                f"thrifty-frames: {rep.unparseable} LLM answers were outside the allowed "
                 "labels even after a corrective retry; those inputs were left out of "
                 "training and their rows take the proxy's answer where there is one "
                 "(decided_by='proxy_below_target') or stay null (decided_by='none').",
@@ -462,6 +509,16 @@ class _Run:
             rep.llm_calls,
         )
         return _assemble(self, row_how, model)
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside
+    thrifty_frames (the user's own line)."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(pkg):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _assemble(run: _Run, row_how: np.ndarray, model) -> Result:

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from ...exceptions import InvalidArgumentError
-from .base import Completion, LabelRequest, LLMBackend
+from .base import (
+    Completion,
+    InputRejectedError,
+    LabelRequest,
+    LLMBackend,
+    TransientBackendError,
+)
 
 
 def resolve_llm(spec: object) -> LLMBackend:
@@ -39,4 +45,11 @@ def resolve_llm(spec: object) -> LLMBackend:
     raise InvalidArgumentError(msg)
 
 
-__all__ = ["Completion", "LLMBackend", "LabelRequest", "resolve_llm"]
+__all__ = [
+    "Completion",
+    "InputRejectedError",
+    "LLMBackend",
+    "LabelRequest",
+    "TransientBackendError",
+    "resolve_llm",
+]

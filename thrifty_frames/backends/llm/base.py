@@ -11,6 +11,32 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from ...exceptions import BackendError
+
+
+class TransientBackendError(BackendError):
+    """A failure worth retrying: rate limit (429), server error (5xx), timeout,
+    dropped connection.
+
+    The labeling stage retries it with exponential backoff and jitter, waiting
+    at least ``retry_after`` seconds when the server asked for that. Raise it
+    from your own ``llm=`` function to get the same retries.
+    """
+
+    def __init__(self, msg: str, retry_after: float | None = None) -> None:
+        super().__init__(msg)
+        self.retry_after = retry_after
+
+
+class InputRejectedError(BackendError):
+    """The provider refused this one input (too long, content policy, a 400).
+
+    The input's rows get no LLM label (outcome ``error``) and the run goes on;
+    nothing is cached, so a later run asks again. Any other
+    :class:`~thrifty_frames.exceptions.BackendError` (bad key, unknown model)
+    stops the run, keeping every answer already paid for in the cache.
+    """
+
 
 @dataclass(frozen=True)
 class LabelRequest:
@@ -58,6 +84,9 @@ class LLMBackend(ABC):
     max_concurrency: int = 1
     #: True when answers are guaranteed to be one of ``request.choices``.
     constrained: bool = False
+    #: Upper bound on answer tokens used to reserve a call's cost before it is
+    #: made (a backend that caps its answers should set its cap here).
+    answer_tokens: int = 32
 
     @abstractmethod
     def complete(self, request: LabelRequest) -> Completion:

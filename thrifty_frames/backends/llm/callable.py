@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 
 from ...exceptions import BackendError, InvalidArgumentError
-from .base import Completion, LabelRequest, LLMBackend
+from .base import Completion, InputRejectedError, LabelRequest, LLMBackend
 
 
 class CallableLLM(LLMBackend):
@@ -18,7 +18,11 @@ class CallableLLM(LLMBackend):
     Parameters
     ----------
     fn
-        The function. It may raise; the error is reported as a failed call.
+        The function. An exception it raises marks that input as failed
+        (outcome ``error``) and the run goes on; raise
+        :class:`~thrifty_frames.backends.llm.base.TransientBackendError` to
+        have the call retried with backoff, or another
+        :class:`~thrifty_frames.exceptions.BackendError` to stop the run.
     id
         Cache identity. Defaults to the function's module and qualified name:
         give a new ``id`` when the function starts answering differently, or
@@ -50,9 +54,11 @@ class CallableLLM(LLMBackend):
                 out = self.fn(messages, choices=list(request.choices))
             else:
                 out = self.fn(messages)
-        except Exception as exc:  # the user's function failed
+        except BackendError:
+            raise
+        except Exception as exc:  # the user's function failed on this input
             msg = f"the llm function raised {type(exc).__name__}"
-            raise BackendError(msg) from exc
+            raise InputRejectedError(msg) from exc
         if out is not None and not isinstance(out, str):
             out = str(out)
         return Completion(text=out)

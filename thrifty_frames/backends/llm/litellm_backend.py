@@ -1,4 +1,10 @@
-"""Any litellm chat model as the LLM (``llm="openai/gpt-4o-mini"`` and so on)."""
+"""Any litellm chat model as the LLM (``llm="openai/gpt-4o-mini"`` and so on).
+
+Prices come from litellm's bundled price map only: the
+``LITELLM_LOCAL_MODEL_COST_MAP`` switch is set before litellm is imported, so
+the map is never fetched from the web. A model missing from the map (a local
+server, a fine-tune) costs 0.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,17 @@ import logging
 import os
 
 from ...exceptions import BackendError, MissingDependencyError
-from ..._stages.label import TransientBackendError
-from .base import Completion, LabelRequest, LLMBackend
+from .base import (
+    Completion,
+    InputRejectedError,
+    LabelRequest,
+    LLMBackend,
+    TransientBackendError,
+)
 
 logger = logging.getLogger(__name__)
+
+_TRANSIENT_STATUS = (408, 409, 425, 429)
 
 
 def import_litellm():
@@ -21,19 +34,48 @@ def import_litellm():
     except ImportError as exc:  # pragma: no cover - litellm is a core dependency
         msg = "litellm is not installed; run: pip install 'thrifty-frames'"
         raise MissingDependencyError(msg) from exc
+    # litellm print()s a help banner on every failed call (a retried 429
+    # included); the failure itself reaches the user through our report.
+    litellm.suppress_debug_info = True
     return litellm
 
 
 def _retry_after(exc: Exception) -> float | None:
     resp = getattr(exc, "response", None)
     headers = getattr(resp, "headers", None) or {}
+    ms = headers.get("retry-after-ms")
     value = headers.get("retry-after") or headers.get("Retry-After")
-    if value is None:
-        return None
     try:
-        return float(value)
+        if ms is not None:
+            return float(ms) / 1000.0
+        return None if value is None else max(float(value), 0.0)
     except (TypeError, ValueError):
-        return None
+        return None  # an HTTP date: fall back to our own backoff
+
+
+def _classify_error(litellm, exc: Exception) -> str:
+    """``"transient"``, ``"input"`` (this input was refused) or ``"fatal"``."""
+    status = getattr(exc, "status_code", None)
+    transient_types = (
+        litellm.RateLimitError,
+        litellm.Timeout,
+        litellm.APIConnectionError,
+        litellm.InternalServerError,
+        litellm.ServiceUnavailableError,
+    )
+    if isinstance(exc, transient_types) or status in _TRANSIENT_STATUS:
+        return "transient"
+    if isinstance(status, int) and status >= 500:
+        return "transient"
+    input_types = (
+        litellm.ContextWindowExceededError,
+        litellm.ContentPolicyViolationError,
+        litellm.BadRequestError,
+        litellm.UnprocessableEntityError,
+    )
+    if isinstance(exc, input_types) or status in (400, 413, 422):
+        return "input"
+    return "fatal"
 
 
 class LiteLLM(LLMBackend):
@@ -42,18 +84,33 @@ class LiteLLM(LLMBackend):
     Parameters
     ----------
     model
-        A litellm model string, e.g. ``"openai/gpt-4o-mini"``.
+        A litellm model string, e.g. ``"openai/gpt-4o-mini"``. With the plain
+        string form (``llm="openai/gpt-4o-mini"``) litellm reads the endpoint
+        and key from its usual environment variables (``OPENAI_API_KEY``,
+        ``OPENAI_API_BASE``, ...).
     max_concurrency
         Requests in flight at once.
     structured
-        Ask for a JSON-schema answer (an enum of the labels) when litellm says
-        the provider supports it; ``False`` asks for plain text. Answers are
-        parsed strictly either way.
+        Ask for a JSON-schema answer (``{"label": <one of the labels>}``).
+        ``None`` asks when litellm's model data says the provider supports it;
+        if the provider then rejects the schema, later requests go without it.
+        Answers are parsed strictly either way.
     timeout
-        Seconds per request.
+        Seconds per request; a request that takes longer is retried.
+    max_tokens
+        Cap on answer tokens, sent with every request. It also bounds the cost
+        reserved per call, which is what keeps ``max_cost`` exact. Pass
+        ``None`` for reasoning models whose hidden tokens count against it;
+        ``max_cost`` then assumes answers of at most 256 tokens.
     **kwargs
         Passed to ``litellm.completion`` (``api_base``, ``api_key``, ...).
-        They are not part of the cache key, except ``api_base``.
+        Only ``api_base`` is part of the cache key.
+
+    Examples
+    --------
+    >>> llm = LiteLLM("openai/my-model", api_base="http://127.0.0.1:8000/v1",
+    ...               api_key="none")  # doctest: +SKIP
+    >>> df.thrifty.filter("Is it positive?", llm=llm)  # doctest: +SKIP
     """
 
     def __init__(
@@ -63,13 +120,17 @@ class LiteLLM(LLMBackend):
         max_concurrency: int = 8,
         structured: bool | None = None,
         timeout: float = 60.0,
+        max_tokens: int | None = 256,
         **kwargs,
     ) -> None:
         self.model = model
         self.max_concurrency = max_concurrency
         self.timeout = timeout
+        self.max_tokens = max_tokens
+        self.answer_tokens = max_tokens or 256
         self.kwargs = kwargs
         self._structured = structured
+        self._schema_confirmed = structured is True
         base = kwargs.get("api_base") or kwargs.get("base_url")
         self.id = f"litellm/{model}" + (f"@{base}" if base else "")
 
@@ -83,49 +144,59 @@ class LiteLLM(LLMBackend):
             self._structured = False
         return self._structured
 
-    def complete(self, request: LabelRequest) -> Completion:
-        litellm = import_litellm()
+    def _params(self, request: LabelRequest, schema: bool) -> dict:
         params = {
             "model": self.model,
             "messages": [dict(m) for m in request.messages],
             "temperature": 0,
             "timeout": self.timeout,
-            "num_retries": 0,
+            "num_retries": 0,  # the labeling stage retries, and counts every request
+            "max_retries": 0,
             **self.kwargs,
         }
-        if self._use_schema():
-            schema = {
-                "type": "object",
-                "properties": {"label": {"type": "string", "enum": list(request.choices)}},
-                "required": ["label"],
-                "additionalProperties": False,
-            }
+        if self.max_tokens is not None:
+            params.setdefault("max_tokens", self.max_tokens)
+        if schema:
+            label = {"type": "string", "enum": list(request.choices)}
             params["response_format"] = {
                 "type": "json_schema",
-                "json_schema": {"name": "label", "schema": schema, "strict": True},
+                "json_schema": {
+                    "name": "label",
+                    "strict": True,
+                    "schema": {
+                        "type": "object",
+                        "properties": {"label": label},
+                        "required": ["label"],
+                        "additionalProperties": False,
+                    },
+                },
             }
+        return params
+
+    def complete(self, request: LabelRequest) -> Completion:
+        litellm = import_litellm()
+        schema = self._use_schema()
         try:
-            resp = litellm.completion(**params)
+            resp = litellm.completion(**self._params(request, schema))
         except Exception as exc:
+            kind = _classify_error(litellm, exc)
             status = getattr(exc, "status_code", None)
-            transient = (
-                status in (408, 409, 425, 429)
-                or (isinstance(status, int) and status >= 500)
-                or isinstance(
-                    exc,
-                    (
-                        litellm.RateLimitError,
-                        litellm.Timeout,
-                        litellm.APIConnectionError,
-                        litellm.InternalServerError,
-                        litellm.ServiceUnavailableError,
-                    ),
-                )
-            )
             msg = f"LLM call to {self.model} failed: {type(exc).__name__} (status {status})"
-            if transient:
+            if kind == "input" and schema and not self._schema_confirmed:
+                # The provider may not take response_format after all: drop it
+                # and let the labeling stage retry (a budgeted request).
+                logger.info("%s rejected the JSON schema; asking for plain text", self.model)
+                self._structured = False
+                raise TransientBackendError(msg, 0.0) from None
+            if kind == "transient":
                 raise TransientBackendError(msg, _retry_after(exc)) from None
-            raise BackendError(msg) from None
+            if kind == "input":
+                raise InputRejectedError(msg) from None
+            raise BackendError(
+                msg + "; check the model name, api_base and API key."
+            ) from None
+        if schema:
+            self._schema_confirmed = True
         try:
             text = resp.choices[0].message.content
         except (AttributeError, IndexError):
@@ -133,13 +204,12 @@ class LiteLLM(LLMBackend):
         usage = getattr(resp, "usage", None)
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
-        try:
-            cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-        except Exception:
-            cost = 0.0
-        return Completion(text=text, prompt_tokens=pt, completion_tokens=ct, cost=cost)
+        return Completion(
+            text=text, prompt_tokens=pt, completion_tokens=ct, cost=self.estimate_cost(pt, ct)
+        )
 
     def estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Dollars from litellm's bundled price map; 0 for an unpriced model."""
         litellm = import_litellm()
         try:
             p, c = litellm.cost_per_token(

@@ -24,17 +24,22 @@ def is_text_type(t: pa.DataType) -> bool:
     )
 
 
+def not_text_error(column: str, dtype_name: str) -> ColumnTypeError:
+    """The error for a column that holds no text, naming it and its dtype."""
+    msg = (
+        f"column {column!r} has dtype {dtype_name}, not text; pass a string "
+        "column as column=..., or cast it first (e.g. .astype(str) in pandas, "
+        ".cast(pl.String) in Polars)."
+    )
+    return ColumnTypeError(msg)
+
+
 def as_string_array(arr: pa.Array | pa.ChunkedArray, column: str, dtype_name: str) -> pa.Array:
     """A plain ``pa.string()`` array, or an error naming the column and dtype."""
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if not is_text_type(arr.type):
-        msg = (
-            f"column {column!r} has dtype {dtype_name}, not text; pass a string "
-            "column as column=..., or cast it first (e.g. .astype(str) in pandas, "
-            ".cast(pl.String) in Polars)."
-        )
-        raise ColumnTypeError(msg)
+        raise not_text_error(column, dtype_name)
     if arr.type != pa.string():
         arr = pc.cast(arr, pa.string())
     return arr

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from ..config import make_options
+from ..config import Options, make_options
 from ..exceptions import EmptyInputError, InvalidArgumentError
 from .._core.inputs import as_string_array, check_fields, pick_column, render_template
 from .._core.pipeline import Result, run_pipeline
@@ -61,7 +61,22 @@ def run_verb(
             "check the filter or file that produced it."
         )
         raise EmptyInputError(msg)
-    result = run_pipeline(texts, task, opts, verb)
+    return run_task(texts, task, opts, verb)
+
+
+def run_task(
+    texts: pa.Array,
+    task: Task,
+    opts: Options,
+    verb: str,
+    vectors: pa.Array | pa.ChunkedArray | None = None,
+) -> Result:
+    """Run the core over already validated texts and record the report.
+
+    The lazy Polars routes call this at collect time, with the task and options
+    they validated when the plan was built.
+    """
+    result = run_pipeline(texts, task, opts, verb, vectors=vectors)
     record(result.report)
     return result
 

@@ -18,6 +18,8 @@ DEFAULT_TARGET = 0.9
 #: Allowed probability that the target is missed.
 DEFAULT_DELTA = 0.05
 FALLBACKS = ("llm", "proxy")
+#: What happens to a text longer than the embedder's ``max_chars``.
+LONG_TEXT_POLICIES = ("truncate", "pool")
 METRICS = ("accuracy", "precision", "recall")
 
 
@@ -35,6 +37,18 @@ class Options:
         ``None`` for the offline default (hashed word and character n-grams), a
         litellm embedding model string, an ``Embedder``, or a callable mapping a
         list of texts to a 2-D array.
+    embeddings
+        Name of a column of precomputed vectors (lists or arrays of floats, one
+        per row, all the same length) to use instead of an embedder; no
+        embedder is called. Rows that share a text use the first such row's
+        vector. Leave ``embedder`` unset when using it.
+    long_texts
+        Texts longer than the embedder's ``max_chars`` (e.g. 8,000 characters
+        for litellm models, the model window for sentence-transformers) are
+        ``"truncate"`` (default): cut to ``max_chars``; or ``"pool"``: split
+        into pieces of at most ``max_chars`` characters, each embedded, and
+        their vectors averaged. Either way the number of affected rows is in
+        the report (``truncated_texts``).
     proxy
         ``"lr"`` (default), ``"svc"`` or ``"lgbm"``; ``"auto"`` lets
         cross-validation on the labeled rows choose among the three (slower).
@@ -88,6 +102,8 @@ class Options:
     chunk_size: int = 8192
     rpm: float | None = None
     tpm: float | None = None
+    embeddings: str | None = None
+    long_texts: str = "truncate"
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -179,6 +195,25 @@ def make_options(**kwargs: Any) -> Options:
                 f"(no disk cache), got {type(o['cache_dir']).__name__}."
             )
             raise InvalidArgumentError(msg)
+    if o.get("embeddings") is not None:
+        if not isinstance(o["embeddings"], str) or not o["embeddings"]:
+            msg = (
+                "embeddings must be the name of a column of vectors (str) or None, "
+                f"got {o['embeddings']!r}."
+            )
+            raise InvalidArgumentError(msg)
+        if o.get("embedder") is not None:
+            msg = (
+                f"embeddings={o['embeddings']!r} uses precomputed vectors, so no "
+                "embedder is called; pass embedder= or embeddings=, not both."
+            )
+            raise InvalidArgumentError(msg)
+    if "long_texts" in o and o["long_texts"] not in LONG_TEXT_POLICIES:
+        msg = (
+            f"long_texts must be one of {list(LONG_TEXT_POLICIES)}, "
+            f"got {o['long_texts']!r}."
+        )
+        raise InvalidArgumentError(msg)
     if "progress" in o and o["progress"] not in (None, True, False):
         raise InvalidArgumentError(f"progress must be True, False or None, got {o['progress']!r}.")
     return Options(**o)

@@ -241,7 +241,10 @@ class _Run:
         rep.sample_rows = len(sample_rows)
         logger.info("sample: %d of %d non-null rows", len(sample_rows), len(valid_rows))
 
-        all_distinct = np.unique(self.codes[valid_rows])
+        # Codes index the dictionary, so a presence mask replaces sorting 1M codes.
+        present = np.zeros(len(self.dictionary), dtype=bool)
+        present[self.codes[valid_rows]] = True
+        all_distinct = np.flatnonzero(present)
         if len(sample_rows) >= len(valid_rows):
             # Everything is labeled by the LLM; there is nothing for a proxy to do.
             self._ask(all_distinct, "label")
@@ -332,7 +335,9 @@ class _Run:
             }
             return self._finish(model)
 
-        rest = np.setdiff1d(all_distinct, lab_codes)
+        present[lab_codes] = False
+        rest = np.flatnonzero(present)
+        del present
         # A distinct text whose sampled answer was unusable joins the rest.
         rest = rest[self.lab[rest] < 0]
         viable = reason is None

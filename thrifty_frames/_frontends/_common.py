@@ -8,8 +8,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from ..config import Options, make_options
-from ..exceptions import EmptyInputError, InvalidArgumentError
+from ..exceptions import ColumnNotFoundError, EmptyInputError, InvalidArgumentError
 from .._core.inputs import as_string_array, check_fields, pick_column, render_template
+from .._core.estimate import Estimate, estimate_run
 from .._core.pipeline import Result, run_pipeline
 from .._core.reports import record
 from .._core.task import Task, make_task
@@ -61,7 +62,24 @@ def run_verb(
             "check the filter or file that produced it."
         )
         raise EmptyInputError(msg)
-    return run_task(texts, task, opts, verb)
+    return run_task(texts, task, opts, verb, vectors_for(adapter, opts))
+
+
+def vectors_for(adapter: FrameAdapter, opts: Options) -> pa.Array | None:
+    """The ``embeddings=`` column as Arrow (None when the option is unset).
+
+    Every front end passes this to :func:`run_task`; the core checks the
+    vectors (numeric, one length, none missing where there is a text).
+    """
+    if opts.embeddings is None:
+        return None
+    if opts.embeddings not in adapter.columns:
+        raise ColumnNotFoundError(
+            opts.embeddings,
+            list(adapter.columns),
+            "Pass the name of the column holding the vectors as embeddings=....",
+        )
+    return adapter.arrow(opts.embeddings)
 
 
 def run_task(
@@ -79,6 +97,24 @@ def run_task(
     result = run_pipeline(texts, task, opts, verb, vectors=vectors)
     record(result.report)
     return result
+
+
+def run_estimate(
+    adapter: FrameAdapter,
+    prompt: Any,
+    classes: Any,
+    column: str | None,
+    escalation_share: float | None,
+    options: dict,
+) -> Estimate:
+    """Validate as a verb would, then predict its calls, tokens and cost."""
+    task = make_task("filter" if classes is None else "classify", prompt, classes)
+    opts = make_options(**options)
+    texts = texts_for(adapter, task, column)
+    if adapter.n_rows == 0:
+        msg = "the frame is empty (0 rows), so there is nothing to estimate."
+        raise EmptyInputError(msg)
+    return estimate_run(texts, task, opts, escalation_share)
 
 
 def check_into(into: Any, columns: Sequence[str]) -> str:

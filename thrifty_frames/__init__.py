@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 
+from ._core.estimate import Estimate
 from ._core.pipeline import Result
 from ._core.report import Report
 from ._core.reports import collect_reports, last_report
@@ -58,6 +59,7 @@ __all__ = [
     "Completion",
     "Embedder",
     "EmptyInputError",
+    "Estimate",
     "FittedProxy",
     "InvalidArgumentError",
     "LLMBackend",

@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from ..exceptions import ColumnTypeError
 from .._core.pipeline import Result
-from ._common import check_into, run_verb
+from .._core.estimate import Estimate
+from ._common import check_into, run_estimate, run_verb
 
 
 class _PandasFrame:
@@ -167,3 +168,30 @@ class ThriftyAccessor:
         ``classes=None`` asks a yes/no question (labels are booleans).
         """
         return _result(self._df, "label", prompt, classes, column, options)
+
+    def estimate(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        *,
+        escalation_share: float | None = None,
+        **options: Any,
+    ) -> Estimate:
+        """Predict the LLM calls, tokens and dollars of a verb, calling no LLM.
+
+        Takes what ``filter`` (``classes=None``) or ``classify`` take, with the
+        same options, and returns an :class:`~thrifty_frames.Estimate`. The
+        share of not-sampled inputs that the cascade would send to the LLM is
+        unknown before any label exists: 50% is assumed when ``target`` is set
+        (on purpose on the high side), or pass ``escalation_share``. The
+        estimate also gives the range from "only the sample" to "every input".
+
+        Examples
+        --------
+        >>> est = df.thrifty.estimate("Is it positive?", llm="openai/gpt-4o-mini")  # doctest: +SKIP
+        >>> est.calls, est.cost  # doctest: +SKIP
+        """
+        return run_estimate(
+            _PandasFrame(self._df), prompt, classes, column, escalation_share, options
+        )

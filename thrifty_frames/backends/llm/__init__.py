@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 from ...exceptions import InvalidArgumentError
 from .base import (
     Completion,
@@ -34,7 +36,8 @@ def resolve_llm(spec: object) -> LLMBackend:
         from .litellm_backend import LiteLLM
 
         return LiteLLM(spec)
-    if callable(spec):
+    # builtins.callable: importing the .callable submodule shadows the name here.
+    if builtins.callable(spec):
         from .callable import CallableLLM
 
         return CallableLLM(spec)

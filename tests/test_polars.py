@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import thrifty_frames as tf
+from thrifty_frames._frontends.polars import ThriftyExpr
 from thrifty_frames.exceptions import (
     ColumnNotFoundError,
     ColumnTypeError,
@@ -53,8 +54,22 @@ def opts(llm, **kw):
 # -- the same verbs as pandas ----------------------------------------------------
 
 
+PANDAS_VERBS = sorted(
+    v for v in vars(type(pd.DataFrame().thrifty)) if not v.startswith("_")
+)
+
+
+def test_polars_frames_have_every_pandas_verb():
+    for namespace in (pl.DataFrame, pl.LazyFrame):
+        verbs = sorted(v for v in vars(namespace.thrifty) if not v.startswith("_"))
+        assert verbs == PANDAS_VERBS
+    assert {"filter", "mask", "classify", "label", "fit", "predict"} <= set(
+        PANDAS_VERBS
+    )
+
+
 @pytest.mark.parametrize("namespace", [pl.DataFrame, pl.LazyFrame])
-@pytest.mark.parametrize("verb", ["filter", "mask", "classify", "label"])
+@pytest.mark.parametrize("verb", PANDAS_VERBS)
 def test_verbs_have_the_pandas_signatures(namespace, verb):
     pandas_sig = inspect.signature(getattr(pd.DataFrame.thrifty, verb))
     polars_sig = inspect.signature(getattr(namespace.thrifty, verb))
@@ -62,16 +77,8 @@ def test_verbs_have_the_pandas_signatures(namespace, verb):
 
 
 def test_expr_namespace_verbs():
-    ns = pl.col("x").thrifty
-    assert [
-        v for v in ("filter", "mask", "classify", "label", "predict") if hasattr(ns, v)
-    ] == [
-        "filter",
-        "mask",
-        "classify",
-        "label",
-        "predict",
-    ]
+    verbs = sorted(v for v in vars(ThriftyExpr) if not v.startswith("_"))
+    assert verbs == ["classify", "filter", "label", "mask", "predict"]
 
 
 # -- pl.DataFrame.thrifty --------------------------------------------------------
@@ -191,6 +198,17 @@ def test_lazy_label_collects_only_what_it_reads(double_llm):
     assert res.labels.equals(df.thrifty.label(PROMPT, **opts(double_llm())).labels)
 
 
+def test_estimate_matches_pandas_and_calls_no_llm(double_llm):
+    df = make_reviews(300)
+    llm = double_llm()
+    ref = df.to_pandas().thrifty.estimate(PROMPT, **opts(llm))
+    eager = df.thrifty.estimate(PROMPT, **opts(llm))
+    lazy = df.lazy().thrifty.estimate(PROMPT, escalation_share=0.5, **opts(llm))
+    assert llm.calls == 0
+    assert (eager.rows, eager.sample_rows, eager.calls) == (300, 150, ref.calls)
+    assert (lazy.calls, lazy.cost) == (ref.calls, ref.cost)
+
+
 def test_lazy_checks_arguments_and_schema_when_the_plan_is_built():
     lf = make_reviews(10).lazy()
     with pytest.raises(
@@ -266,9 +284,7 @@ def test_expr_label_is_a_struct(double_llm):
 
 
 def test_expr_mask_is_filter():
-    assert (
-        tf._frontends.polars.ThriftyExpr.mask is tf._frontends.polars.ThriftyExpr.filter
-    )
+    assert ThriftyExpr.mask is ThriftyExpr.filter
 
 
 def test_expr_on_empty_input_returns_empty_without_calling_the_llm(double_llm):
@@ -304,9 +320,70 @@ def test_expr_non_text_column_names_column_and_dtype():
         df.select(pl.col("stars").thrifty.filter(PROMPT))
 
 
-def test_predict_is_reserved_for_fitted_proxies():
-    with pytest.raises(NotImplementedError, match="fit-once workflow"):
-        pl.col("review").thrifty.predict(object())
+@pytest.fixture
+def proxy(double_llm):
+    """A yes/no proxy fitted on 400 synthetic reviews."""
+    return make_reviews(400, seed=1).thrifty.fit(PROMPT, **opts(double_llm()))
+
+
+def test_fit_and_predict_match_pandas_and_make_no_llm_calls(proxy, double_llm):
+    assert isinstance(proxy, tf.FittedProxy)
+    new = make_reviews(300, seed=2)
+    out = new.thrifty.predict(proxy, into="positive", provenance=True)
+    assert out.columns == [
+        *new.columns,
+        "positive",
+        "positive_decided_by",
+        "positive_score",
+    ]
+    assert out.schema["positive"] == pl.Boolean
+    ref = new.to_pandas().thrifty.predict(proxy, into="positive", provenance=True)
+    assert out["positive"].to_list() == ref["positive"].tolist()
+    assert out["positive_decided_by"].to_list() == ref["positive_decided_by"].tolist()
+    assert (out["positive"].to_numpy() == np.array(truth(new["review"]))).mean() >= 0.9
+    with pytest.raises(InvalidArgumentError, match="proxy must be a FittedProxy"):
+        new.thrifty.predict("not a proxy")
+    lazy_fit = (
+        make_reviews(400, seed=1).lazy().thrifty.fit(PROMPT, **opts(double_llm()))
+    )
+    assert lazy_fit.predict_arrow(pa.array(new["review"].to_list())).equals(
+        proxy.predict_arrow(pa.array(new["review"].to_list()))
+    )
+
+
+def test_predict_streams_batch_by_batch(proxy, tmp_path):
+    new = make_reviews(3000, seed=3)
+    path = tmp_path / "new.parquet"
+    pq.write_table(new.to_arrow(), path, row_group_size=500)
+    eager = new.thrifty.predict(proxy, into="positive")
+    plan = pl.scan_parquet(path).thrifty.predict(proxy, into="positive")
+    assert plan.collect(engine="streaming").equals(eager)
+    expr = pl.col("review").thrifty.predict(proxy).alias("positive")
+    assert (
+        pl.scan_parquet(path)
+        .with_columns(expr)
+        .collect(engine="streaming")
+        .equals(eager)
+    )
+    prov = pl.scan_parquet(path).thrifty.predict(proxy, into="p", provenance=True)
+    assert prov.collect_schema().names()[-3:] == ["p", "p_decided_by", "p_score"]
+    assert prov.collect(engine="streaming")["p"].equals(
+        eager["positive"], check_names=False
+    )
+    with pytest.raises(InvalidArgumentError, match="proxy must be a FittedProxy"):
+        pl.col("review").thrifty.predict(None)
+
+
+def test_predict_with_a_classify_proxy_gives_an_enum(double_llm):
+    df = make_reviews(400, seed=4)
+    p = df.thrifty.fit("Which?", ["pos", "neg"], **opts(double_llm(topic_rule)))
+    out = df.lazy().with_columns(pl.col("review").thrifty.predict(p).alias("tone"))
+    assert out.collect_schema()["tone"] == pl.Enum(["pos", "neg"])
+    got = out.collect(engine="streaming")["tone"].cast(pl.String).to_list()
+    assert (
+        got
+        == df.to_pandas().thrifty.predict(p, into="tone")["tone"].astype(str).tolist()
+    )
 
 
 def test_precomputed_vectors_in_every_route(double_llm):

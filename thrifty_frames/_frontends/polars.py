@@ -1,7 +1,9 @@
 """The Polars front end: ``df.thrifty``, ``lf.thrifty`` and ``pl.col(...).thrifty``.
 
 A thin adapter, like the pandas one: columns go to Arrow, one call into the
-core, Arrow back to Polars. The three namespaces offer the same verbs.
+core, Arrow back to Polars. The frame namespaces offer the verbs of the pandas
+``df.thrifty`` with the same signatures; the steps a plan holds live in
+:mod:`._polars_steps`.
 
 When the LLM runs
 -----------------
@@ -20,9 +22,10 @@ only for the duration of one run). The column the step sees is the one at its
 place in the plan: a filter written before it narrows the rows it labels, as
 it would in eager code.
 
-The one exception is ``lf.thrifty.label``, which returns a
-:class:`~thrifty_frames.Result` rather than a plan, so it collects the columns
-it reads and runs at once.
+``lf.thrifty.label``, ``lf.thrifty.fit`` and ``lf.thrifty.estimate`` return a
+``Result``, a ``FittedProxy`` and an ``Estimate``, which are not plans: they
+collect the columns they read and run at once. ``predict`` applies a fitted
+proxy with no LLM; it is elementwise, so it streams batch by batch.
 
 Empty input: an eager verb on an empty frame raises ``EmptyInputError`` (as
 in pandas); a lazy step that receives an empty column returns an empty one,
@@ -37,39 +40,15 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from .._core.inputs import (
-    as_string_array,
-    check_fields,
-    not_text_error,
-    pick_column,
-    render_template,
-)
+from .._core.estimate import Estimate
+from .._core.inputs import check_fields, not_text_error, pick_column
 from .._core.pipeline import Result
 from .._core.task import Task, make_task
-from ..config import Options, make_options
-from ..exceptions import ColumnNotFoundError, InvalidArgumentError
-from ._common import check_into, run_task, run_verb
-
-#: Text dtypes a verb picks on its own when ``column=None``. An all-null column
-#: of dtype ``Null`` is accepted when named, but never guessed.
-_TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum)
-
-
-def _is_text_dtype(dtype: pl.DataType) -> bool:
-    return dtype.base_type() in _TEXT_DTYPES
-
-
-def _to_arrow(s: pl.Series) -> pa.Array:
-    """The series as Arrow, without a copy where Polars allows it.
-
-    Polars stores strings as views, which the newest compat level hands over
-    as ``string_view`` without copying. Categorical and Enum come as
-    dictionary arrays (the core casts them); pyarrow cannot yet cast
-    dictionaries of views, so those use the default compat level.
-    """
-    if s.dtype == pl.String:
-        return s.to_arrow(compat_level=pl.CompatLevel.newest())
-    return s.to_arrow()
+from ..config import make_options
+from ..exceptions import ColumnNotFoundError, EmptyInputError, InvalidArgumentError
+from ..fitted import FittedProxy, fit_texts
+from . import _polars_steps as steps
+from ._common import check_into, run_estimate, run_verb, texts_for
 
 
 class _PolarsFrame:
@@ -88,122 +67,31 @@ class _PolarsFrame:
         return str(self.df.schema[name])
 
     def is_text(self, name: str) -> bool:
-        return _is_text_dtype(self.df.schema[name])
+        return steps.is_text_dtype(self.df.schema[name])
 
     def arrow(self, name: str) -> pa.Array:
-        return _to_arrow(self.df.get_column(name))
-
-
-def _series(name: str, arr: pa.Array) -> pl.Series:
-    return pl.Series(name, arr)
-
-
-def _labels(result: Result, name: str) -> pl.Series:
-    """Booleans for a filter, an Enum of the classes for classify."""
-    s = _series(name, result.labels)
-    if result.classes and s.dtype == pl.String:
-        s = s.cast(pl.Enum(list(result.classes)))
-    return s
-
-
-def _mask(result: Result, name: str = "thrifty_mask") -> pl.Series:
-    return _series(name, result.labels).fill_null(False)
-
-
-def _provenance(result: Result, prefix: str) -> list[pl.Series]:
-    return [
-        _series(f"{prefix}decided_by", result.decided_by),
-        _series(f"{prefix}score", result.score),
-    ]
-
-
-# -- the step a lazy plan holds ------------------------------------------------
-
-
-def _struct_dtype(task: Task) -> pl.Struct:
-    label = pl.Boolean if task.is_filter else pl.Enum(list(task.classes))
-    return pl.Struct({"label": label, "decided_by": pl.String, "score": pl.Float64})
-
-
-class _OnlineStep:
-    """What a plan calls at collect time: the whole pipeline over one column.
-
-    The task and options were validated when the plan was built. ``output``
-    says what comes back: ``"mask"`` (Boolean, nulls False), ``"label"`` (the
-    labels) or ``"struct"`` (label, decided_by and score).
-    """
-
-    def __init__(self, task: Task, opts: Options, verb: str, output: str) -> None:
-        self.task = task
-        self.opts = opts
-        self.verb = verb
-        self.output = output
-        struct = _struct_dtype(task)
-        self.dtype = {
-            "mask": pl.Boolean,
-            "label": struct.to_schema()["label"],
-            "struct": struct,
-        }[output]
-
-    def __call__(self, s: pl.Series, return_dtype: Any = None) -> pl.Series:
-        # Polars passes return_dtype to callables that accept it; it is self.dtype.
-        name = s.name
-        if s.len() == 0:
-            return pl.Series(name, [], dtype=self.dtype)
-        vectors = None
-        if self.opts.embeddings is not None:  # see _online: a {text, vectors} struct
-            vectors = _to_arrow(s.struct.field(_VECTORS))
-            s = s.struct.field(_TEXT)
-        texts = self._texts(s)
-        result = run_task(texts, self.task, self.opts, self.verb, vectors)
-        if self.output == "mask":
-            return _mask(result, name)
-        if self.output == "label":
-            return _labels(result, name)
-        parts = [_labels(result, "label"), *_provenance(result, "")]
-        return pl.DataFrame(parts).to_struct(name)
-
-    def _texts(self, s: pl.Series) -> pa.Array:
-        fields = self.task.fields
-        if not fields:
-            return as_string_array(_to_arrow(s), s.name, str(s.dtype))
-        if not isinstance(s.dtype, pl.Struct):
-            msg = (
-                f"the prompt is a template with placeholders "
-                f"{['{' + f + '}' for f in fields]}, so the expression must be a "
-                f"struct of those columns, got dtype {s.dtype}; write e.g. "
-                f"pl.struct({', '.join(repr(f) for f in fields)}).thrifty...."
-            )
-            raise InvalidArgumentError(msg)
-        check_fields(self.task, [f.name for f in s.dtype.fields], None)
-        arr = s.to_arrow()
-        return render_template(self.task.prompt, {f: arr.field(f) for f in fields})
-
-
-_TEXT, _VECTORS = "text", "vectors"
-
-
-def _online(
-    expr: pl.Expr, task: Task, options: dict, verb: str, output: str
-) -> pl.Expr:
-    """``expr`` followed by the pipeline step, keeping ``expr``'s output name."""
-    opts = make_options(**options)
-    step = _OnlineStep(task, opts, verb, output)
-    if opts.embeddings is not None:
-        # The step needs the vectors column beside the text, in the same batch.
-        name = expr.meta.output_name(raise_if_undetermined=False)
-        expr = pl.struct(expr.alias(_TEXT), pl.col(opts.embeddings).alias(_VECTORS))
-        if name is not None:
-            expr = expr.alias(name)
-    # Not elementwise: Polars hands the whole column over in one batch.
-    return expr.map_batches(step, return_dtype=step.dtype)
-
-
-# -- pl.DataFrame.thrifty --------------------------------------------------------
+        return steps.to_arrow(self.df.get_column(name))
 
 
 def _result(df: pl.DataFrame, verb: str, prompt, classes, column, options) -> Result:
     return run_verb(_PolarsFrame(df), verb, prompt, classes, column, options)
+
+
+def _kind(classes: Any) -> str:
+    return "filter" if classes is None else "classify"
+
+
+def _check_proxy(proxy: Any) -> FittedProxy:
+    if not isinstance(proxy, FittedProxy):
+        msg = (
+            "proxy must be a FittedProxy (from df.thrifty.fit or "
+            f"thrifty_frames.load), got {type(proxy).__name__}."
+        )
+        raise InvalidArgumentError(msg)
+    return proxy
+
+
+# -- pl.DataFrame.thrifty --------------------------------------------------------
 
 
 @pl.api.register_dataframe_namespace("thrifty")
@@ -239,8 +127,8 @@ class ThriftyFrame:
         result = _result(self._df, "filter", prompt, None, column, options)
         out = self._df
         if provenance:
-            out = out.with_columns(_provenance(result, "thrifty_"))
-        return out.filter(_mask(result))
+            out = out.with_columns(steps.provenance_series(result, "thrifty_"))
+        return out.filter(steps.mask_series(result))
 
     def mask(self, prompt: str, column: str | None = None, **options: Any) -> pl.Series:
         """A Boolean Series ``thrifty_mask``, one value per row: True where yes.
@@ -251,7 +139,9 @@ class ThriftyFrame:
         --------
         >>> df.with_columns(df.thrifty.mask("Is it positive?"))  # doctest: +SKIP
         """
-        return _mask(_result(self._df, "mask", prompt, None, column, options))
+        return steps.mask_series(
+            _result(self._df, "mask", prompt, None, column, options)
+        )
 
     def classify(
         self,
@@ -274,10 +164,7 @@ class ThriftyFrame:
         """
         into = check_into(into, self._df.columns)
         result = _result(self._df, "classify", prompt, classes, column, options)
-        new = [_labels(result, into)]
-        if provenance:
-            new += _provenance(result, f"{into}_")
-        return self._df.with_columns(new)
+        return self._df.with_columns(_with_provenance(result, into, provenance))
 
     def label(
         self,
@@ -292,6 +179,77 @@ class ThriftyFrame:
         """
         return _result(self._df, "label", prompt, classes, column, options)
 
+    def estimate(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        *,
+        escalation_share: float | None = None,
+        **options: Any,
+    ) -> Estimate:
+        """Predict the LLM calls, tokens and dollars of a verb, calling no LLM.
+
+        Takes what ``filter`` (``classes=None``) or ``classify`` take; see the
+        pandas ``df.thrifty.estimate`` for the assumptions.
+
+        Examples
+        --------
+        >>> df.thrifty.estimate("Is it positive?").cost  # doctest: +SKIP
+        """
+        frame = _PolarsFrame(self._df)
+        return run_estimate(frame, prompt, classes, column, escalation_share, options)
+
+    def fit(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        **options: Any,
+    ) -> FittedProxy:
+        """Label a sample with the LLM, train and certify a proxy, and return it.
+
+        Only the sample is sent to the LLM; apply the proxy with
+        :meth:`predict` or ``pl.col(...).thrifty.predict(proxy)``.
+
+        Examples
+        --------
+        >>> proxy = df.thrifty.fit("Is this review positive?")  # doctest: +SKIP
+        """
+        task = make_task(_kind(classes), prompt, classes)
+        opts = make_options(**options)
+        texts = texts_for(_PolarsFrame(self._df), task, column)
+        if self._df.height == 0:
+            msg = "the frame is empty (0 rows), so there is nothing to fit a proxy on."
+            raise EmptyInputError(msg)
+        return fit_texts(texts, task, opts)
+
+    def predict(
+        self,
+        proxy: FittedProxy,
+        column: str | None = None,
+        *,
+        into: str = "label",
+        provenance: bool = False,
+    ) -> pl.DataFrame:
+        """The frame with column ``into`` holding a fitted proxy's labels.
+
+        No LLM call is made. Labels are Boolean for a yes/no proxy, else an
+        ``Enum`` of its classes; null texts give null. ``provenance=True`` adds
+        ``{into}_decided_by`` and ``{into}_score``.
+        """
+        proxy = _check_proxy(proxy)
+        into = check_into(into, self._df.columns)
+        result = proxy.predict(texts_for(_PolarsFrame(self._df), proxy.task, column))
+        return self._df.with_columns(_with_provenance(result, into, provenance))
+
+
+def _with_provenance(result: Result, into: str, provenance: bool) -> list[pl.Series]:
+    new = [steps.labels_series(result.labels, result.classes, into)]
+    if provenance:
+        new += steps.provenance_series(result, f"{into}_")
+    return new
+
 
 # -- pl.LazyFrame.thrifty --------------------------------------------------------
 
@@ -300,43 +258,41 @@ class ThriftyFrame:
 class ThriftyLazyFrame:
     """``lf.thrifty``: the verbs of ``df.thrifty``, as steps of the plan.
 
-    Each verb checks its arguments and the schema now, and returns a
-    LazyFrame; the LLM runs when the plan is collected, over the whole column
-    (see the module documentation). Collecting twice makes no new LLM calls.
+    Each verb checks its arguments and the schema now and returns a LazyFrame;
+    the LLM runs when the plan is collected, over the whole column (see the
+    module documentation). Collecting twice makes no new LLM calls.
     """
 
     def __init__(self, lf: pl.LazyFrame) -> None:
         self._lf = lf
 
     def _source(
-        self, task: Task, column: str | None, options: dict
+        self, task: Task, column: str | None, embeddings: str | None = None
     ) -> tuple[pl.Expr, list[str]]:
-        """The expression the step reads, and the columns behind it."""
+        """The expression a step reads, and the columns behind it."""
         schema = self._lf.collect_schema()
         names = schema.names()
         check_fields(task, names, column)
-        emb = make_options(**options).embeddings
-        if emb is not None and emb not in names:
-            raise ColumnNotFoundError(
-                emb, names, "Pass the name of the column holding the vectors."
-            )
-        used = [] if emb is None else [emb]
+        if embeddings is not None and embeddings not in names:
+            hint = "Pass the name of the column holding the vectors as embeddings=...."
+            raise ColumnNotFoundError(embeddings, names, hint)
+        extra = [] if embeddings is None else [embeddings]
         if task.fields:
-            return pl.struct(list(task.fields)), [*task.fields, *used]
-        name = pick_column(names, column, lambda c: _is_text_dtype(schema[c]))
+            return pl.struct(list(task.fields)), [*task.fields, *extra]
+        name = pick_column(names, column, lambda c: steps.is_text_dtype(schema[c]))
         dtype = schema[name]
-        if not (_is_text_dtype(dtype) or dtype == pl.Null):
+        if not (steps.is_text_dtype(dtype) or dtype == pl.Null):
             raise not_text_error(name, str(dtype))
-        return pl.col(name), [name, *used]
+        return pl.col(name), list(dict.fromkeys([name, *extra]))
 
-    def _with_step(
-        self, verb: str, prompt, classes, column, options
+    def _online(
+        self, verb, prompt, classes, column, options
     ) -> tuple[pl.LazyFrame, str]:
-        kind = "filter" if classes is None else "classify"
-        task = make_task(kind, prompt, classes)
-        source, _ = self._source(task, column, options)
+        """The plan with a struct column (label, decided_by, score) added."""
+        task = make_task(_kind(classes), prompt, classes)
+        source, _ = self._source(task, column, make_options(**options).embeddings)
         tmp = _free_name("__thrifty", self._lf.collect_schema().names())
-        step = _online(source, task, options, verb, "struct").alias(tmp)
+        step = steps.online(source, task, options, verb, "struct").alias(tmp)
         return self._lf.with_columns(step), tmp
 
     def filter(
@@ -354,7 +310,7 @@ class ThriftyLazyFrame:
         >>> plan = lf.thrifty.filter("Is this review positive?")  # doctest: +SKIP
         >>> kept = plan.collect()  # doctest: +SKIP
         """
-        lf, tmp = self._with_step("filter", prompt, None, column, options)
+        lf, tmp = self._online("filter", prompt, None, column, options)
         lf = lf.filter(pl.col(tmp).struct.field("label").fill_null(False))
         if provenance:
             lf = lf.with_columns(_fields(tmp, "thrifty_"))
@@ -368,8 +324,8 @@ class ThriftyLazyFrame:
         The lazy counterpart of a Series; null texts give False.
         """
         task = make_task("filter", prompt)
-        source, _ = self._source(task, column, options)
-        step = _online(source, task, options, "mask", "mask")
+        source, _ = self._source(task, column, make_options(**options).embeddings)
+        step = steps.online(source, task, options, "mask", "mask")
         return self._lf.select(step.alias("thrifty_mask"))
 
     def classify(
@@ -384,7 +340,7 @@ class ThriftyLazyFrame:
     ) -> pl.LazyFrame:
         """The plan with column ``into`` (an ``Enum`` of ``classes``) added."""
         into = check_into(into, self._lf.collect_schema().names())
-        lf, tmp = self._with_step("classify", prompt, classes, column, options)
+        lf, tmp = self._online("classify", prompt, classes, column, options)
         new = [pl.col(tmp).struct.field("label").alias(into)]
         if provenance:
             new += _fields(tmp, f"{into}_")
@@ -397,15 +353,63 @@ class ThriftyLazyFrame:
         column: str | None = None,
         **options: Any,
     ) -> Result:
-        """The core result, at once: collects only the columns it reads.
+        """The core result, at once: collects only the columns it reads."""
+        return self._collect(prompt, classes, column, options).thrifty.label(
+            prompt, classes, column, **options
+        )
 
-        Unlike the other lazy verbs this runs now, since a
-        :class:`~thrifty_frames.Result` is not a plan.
-        """
-        kind = "filter" if classes is None else "classify"
-        _, used = self._source(make_task(kind, prompt, classes), column, options)
-        df = self._lf.select(used).collect()
-        return df.thrifty.label(prompt, classes, column, **options)
+    def estimate(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        *,
+        escalation_share: float | None = None,
+        **options: Any,
+    ) -> Estimate:
+        """The cost estimate, at once (no LLM): collects only the columns it reads."""
+        df = self._collect(prompt, classes, column, options)
+        return df.thrifty.estimate(
+            prompt, classes, column, escalation_share=escalation_share, **options
+        )
+
+    def fit(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        **options: Any,
+    ) -> FittedProxy:
+        """A fitted proxy, at once: collects only the columns it reads."""
+        return self._collect(prompt, classes, column, options).thrifty.fit(
+            prompt, classes, column, **options
+        )
+
+    def predict(
+        self,
+        proxy: FittedProxy,
+        column: str | None = None,
+        *,
+        into: str = "label",
+        provenance: bool = False,
+    ) -> pl.LazyFrame:
+        """The plan with a fitted proxy's labels in ``into``; it streams (no LLM)."""
+        proxy = _check_proxy(proxy)
+        into = check_into(into, self._lf.collect_schema().names())
+        source, _ = self._source(proxy.task, column)
+        if not provenance:
+            return self._lf.with_columns(
+                steps.fitted(source, proxy, "label").alias(into)
+            )
+        tmp = _free_name("__thrifty", self._lf.collect_schema().names())
+        lf = self._lf.with_columns(steps.fitted(source, proxy, "struct").alias(tmp))
+        new = [pl.col(tmp).struct.field("label").alias(into), *_fields(tmp, f"{into}_")]
+        return lf.with_columns(new).drop(tmp)
+
+    def _collect(self, prompt, classes, column, options) -> pl.DataFrame:
+        task = make_task(_kind(classes), prompt, classes)
+        _, used = self._source(task, column, make_options(**options).embeddings)
+        return self._lf.select(used).collect()
 
 
 def _fields(tmp: str, prefix: str) -> list[pl.Expr]:
@@ -429,11 +433,12 @@ def _free_name(base: str, taken: Sequence[str]) -> str:
 
 @pl.api.register_expr_namespace("thrifty")
 class ThriftyExpr:
-    """``pl.col(...).thrifty``: the pipeline as an expression.
+    """``pl.col(...).thrifty``: the pipeline, or a fitted proxy, as an expression.
 
     ``filter``/``mask``, ``classify`` and ``label`` run the online pipeline
     over the whole column the expression yields, once per collect (never per
-    streaming batch). A template prompt reads a struct:
+    streaming batch). ``predict`` applies a fitted proxy row by row and
+    streams. A template prompt reads a struct:
     ``pl.struct("title", "body").thrifty.filter("Is {title} about {body}?")``.
     The output keeps the input's name, as Polars expressions do; use
     ``.alias(...)`` to add a column beside the text.
@@ -448,16 +453,15 @@ class ThriftyExpr:
 
     def filter(self, prompt: str, **options: Any) -> pl.Expr:
         """A Boolean expression: True where the answer is yes, False for nulls."""
-        return _online(
-            self._expr, make_task("filter", prompt), options, "filter", "mask"
-        )
+        task = make_task("filter", prompt)
+        return steps.online(self._expr, task, options, "filter", "mask")
 
     mask = filter
 
     def classify(self, prompt: str, classes: list[str], **options: Any) -> pl.Expr:
         """An ``Enum(classes)`` expression; null where no label could be given."""
         task = make_task("classify", prompt, classes)
-        return _online(self._expr, task, options, "classify", "label")
+        return steps.online(self._expr, task, options, "classify", "label")
 
     def label(
         self, prompt: str, classes: list[str] | None = None, **options: Any
@@ -468,25 +472,24 @@ class ThriftyExpr:
         Unnest it with ``.struct.unnest()`` or pick a field with
         ``.struct.field("label")``.
         """
-        kind = "filter" if classes is None else "classify"
-        task = make_task(kind, prompt, classes)
-        return _online(self._expr, task, options, "label", "struct")
+        task = make_task(_kind(classes), prompt, classes)
+        return steps.online(self._expr, task, options, "label", "struct")
 
-    def predict(self, proxy: Any) -> pl.Expr:
-        """Apply an already fitted proxy row by row, so the plan can stream.
+    def predict(self, proxy: FittedProxy, *, provenance: bool = False) -> pl.Expr:
+        """A fitted proxy's labels, computed batch by batch with no LLM call.
 
-        Reserved for the fit-once workflow (fit a proxy on one frame, apply it
-        to others without the LLM).
+        Elementwise, so ``sink_parquet`` and ``engine="streaming"`` process a
+        file larger than memory in bounded memory. Boolean for a yes/no proxy,
+        else ``Enum(classes)``; ``provenance=True`` gives the struct of
+        :meth:`label` instead.
+
+        Examples
+        --------
+        >>> proxy = thrifty_frames.load("sentiment.proxy")  # doctest: +SKIP
+        >>> lf.with_columns(pl.col("text").thrifty.predict(proxy).alias("pos"))  # doctest: +SKIP
         """
-        # TODO: wire this to the fitted proxy of the fit-once issue as an
-        # elementwise map_batches (is_elementwise=True) so it streams batch by
-        # batch; no fitted-proxy type with an Arrow predict method exists yet.
-        msg = (
-            "Expr.thrifty.predict(proxy) is not available yet: applying a fitted "
-            "proxy arrives with the fit-once workflow. Use .thrifty.filter or "
-            ".thrifty.classify, which fit and apply a proxy in one run."
-        )
-        raise NotImplementedError(msg)
+        proxy = _check_proxy(proxy)
+        return steps.fitted(self._expr, proxy, "struct" if provenance else "label")
 
 
 __all__ = ["ThriftyExpr", "ThriftyFrame", "ThriftyLazyFrame"]

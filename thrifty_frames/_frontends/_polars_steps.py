@@ -21,7 +21,7 @@ import pyarrow as pa
 from .._core.inputs import as_string_array, check_fields, render_template
 from .._core.pipeline import Result
 from .._core.task import Task
-from ..config import Options, make_options
+from ..config import Options
 from ..exceptions import InvalidArgumentError
 from ._common import run_task
 
@@ -144,9 +144,8 @@ class OnlineStep:
         return _struct(labels, result.decided_by, result.score, name)
 
 
-def online(expr: pl.Expr, task: Task, options: dict, verb: str, output: str) -> pl.Expr:
+def online(expr: pl.Expr, task: Task, opts: Options, verb: str, output: str) -> pl.Expr:
     """``expr`` followed by an :class:`OnlineStep`, keeping ``expr``'s name."""
-    opts = make_options(**options)
     step = OnlineStep(task, opts, verb, output)
     if opts.embeddings is not None:
         # The step needs the vectors column beside the text, in the same batch.

@@ -290,9 +290,10 @@ class ThriftyLazyFrame:
     ) -> tuple[pl.LazyFrame, str]:
         """The plan with a struct column (label, decided_by, score) added."""
         task = make_task(_kind(classes), prompt, classes)
-        source, _ = self._source(task, column, make_options(**options).embeddings)
+        opts = make_options(**options)
+        source, _ = self._source(task, column, opts.embeddings)
         tmp = _free_name("__thrifty", self._lf.collect_schema().names())
-        step = steps.online(source, task, options, verb, "struct").alias(tmp)
+        step = steps.online(source, task, opts, verb, "struct").alias(tmp)
         return self._lf.with_columns(step), tmp
 
     def filter(
@@ -324,8 +325,9 @@ class ThriftyLazyFrame:
         The lazy counterpart of a Series; null texts give False.
         """
         task = make_task("filter", prompt)
-        source, _ = self._source(task, column, make_options(**options).embeddings)
-        step = steps.online(source, task, options, "mask", "mask")
+        opts = make_options(**options)
+        source, _ = self._source(task, column, opts.embeddings)
+        step = steps.online(source, task, opts, "mask", "mask")
         return self._lf.select(step.alias("thrifty_mask"))
 
     def classify(
@@ -454,14 +456,16 @@ class ThriftyExpr:
     def filter(self, prompt: str, **options: Any) -> pl.Expr:
         """A Boolean expression: True where the answer is yes, False for nulls."""
         task = make_task("filter", prompt)
-        return steps.online(self._expr, task, options, "filter", "mask")
+        return steps.online(self._expr, task, make_options(**options), "filter", "mask")
 
     mask = filter
 
     def classify(self, prompt: str, classes: list[str], **options: Any) -> pl.Expr:
         """An ``Enum(classes)`` expression; null where no label could be given."""
         task = make_task("classify", prompt, classes)
-        return steps.online(self._expr, task, options, "classify", "label")
+        return steps.online(
+            self._expr, task, make_options(**options), "classify", "label"
+        )
 
     def label(
         self, prompt: str, classes: list[str] | None = None, **options: Any
@@ -473,7 +477,9 @@ class ThriftyExpr:
         ``.struct.field("label")``.
         """
         task = make_task(_kind(classes), prompt, classes)
-        return steps.online(self._expr, task, options, "label", "struct")
+        return steps.online(
+            self._expr, task, make_options(**options), "label", "struct"
+        )
 
     def predict(self, proxy: FittedProxy, *, provenance: bool = False) -> pl.Expr:
         """A fitted proxy's labels, computed batch by batch with no LLM call.

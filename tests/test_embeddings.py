@@ -227,16 +227,18 @@ def test_pooling_works_for_sparse_embedders():
     assert X[1].nnz > 0
 
 
-def test_report_counts_rows_with_long_texts(double_llm):
+@pytest.mark.parametrize("policy", ["truncate", "pool"])
+def test_report_counts_rows_with_long_texts(policy, double_llm):
     df = make_reviews(200)
     df.loc[df.index[:30], "review"] = df["review"].iloc[:30] + " x" * 100
+    df.loc[df.index[199], "review"] = df["review"].iloc[0]  # rows are counted, not texts
     emb = CallableEmbedder(lambda ts: np.array([[sentiment_rule(t) == "yes", 1.0] for t in ts]),
                            id="rule/v1", max_chars=120)
     with pytest.raises(InvalidArgumentError, match="long_texts must be one of"):
         make_options(long_texts="drop")
     res = df.thrifty.label("Is it positive?", column="review", llm=double_llm(),
-                           embedder=emb, sample_size=60, cache_dir=False)
-    assert res.report.truncated_texts == 30
+                           embedder=emb, sample_size=60, cache_dir=False, long_texts=policy)
+    assert res.report.truncated_texts == 31
     assert "long texts cut" in str(res.report)
 
 

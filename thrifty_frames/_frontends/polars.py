@@ -443,7 +443,9 @@ class ThriftyExpr:
     streams. A template prompt reads a struct:
     ``pl.struct("title", "body").thrifty.filter("Is {title} about {body}?")``.
     The output keeps the input's name, as Polars expressions do; use
-    ``.alias(...)`` to add a column beside the text.
+    ``.alias(...)`` to add a column beside the text. Inside
+    ``group_by(...).agg(...)`` or ``.over(...)`` the online verbs run once per
+    group, each with its own sample.
 
     Examples
     --------

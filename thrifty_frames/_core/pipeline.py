@@ -312,10 +312,11 @@ class _Run:
                 "rows": tr.cv_rows,
                 "method": "cross-validation",
             }
-            if hi <= tr.majority_rate:
+            if lo <= tr.majority_rate:
                 reason = (
-                    f"cross-validated accuracy {tr.cv_accuracy:.3f} is no better than "
-                    f"always answering the commonest label ({tr.majority_rate:.3f})"
+                    f"cross-validated accuracy {tr.cv_accuracy:.3f} is not significantly "
+                    f"better than always answering the commonest label "
+                    f"({tr.majority_rate:.3f})"
                 )
         self._time("evaluate", time.perf_counter() - t0)
 

@@ -24,6 +24,13 @@ Targets (``metric``)
     output. Keep "no" where ``P(yes) < t_lo``, keep "yes" where
     ``P(yes) >= 0.5`` and ask the LLM about ``t_lo <= P(yes) < 0.5``.
 
+Defaults: ``metric="accuracy"``, ``target=0.9``, ``delta=0.05``,
+``calibration_share=0.5`` of a 500-row labeled sample (so 250 calibration
+rows); ``target=None`` keeps every proxy answer with no LLM escalation and no
+guarantee. With ``m`` calibration rows and no errors at all, the smallest
+certifiable error rate is about ``log(1 / delta) / m`` (29 clean rows for
+``eps = 0.1``, ``delta = 0.05``), so small samples certify little.
+
 The certificate
 ---------------
 Each target is "a rate is at most ``eps = 1 - target``" where the rate is a
@@ -289,7 +296,8 @@ def certify(cal: Calibration, metric: str, target: float, delta: float) -> Casca
         wrong_cum = np.cumsum(~cal.correct[order])
         # Rows tied in confidence enter together: test at the last of each tie.
         last = np.flatnonzero(np.append(c_sorted[1:] != c_sorted[:-1], True))
-        k = wrong_cum[last] if len(last) else np.zeros(0, dtype=np.int64)
+        last = last[: len(conf)]  # no candidates at all without calibration rows
+        k = wrong_cum[last]
         stop = _first_failure(k, np.full(len(k), cal.rows), eps, delta)
         if stop > 0:
             cas.conf_at = float(c_sorted[last[stop - 1]])
@@ -394,14 +402,18 @@ def calibration_of(
 def viability_reason(cascade: Cascade, quality: dict, majority_rate: float) -> str | None:
     """Why the proxy is not worth using, or ``None`` when it is.
 
-    Not viable: its holdout accuracy is no better than always answering the
-    commonest training label (the upper end of the 95% interval does not
-    exceed that rate), or, for an accuracy target, no threshold is certified.
+    Not viable: its holdout accuracy is not significantly better than always
+    answering the commonest training label (the lower end of the 95% interval
+    does not exceed that rate), or, for an accuracy target, no threshold is
+    certified. The first matters because an overall-accuracy target can be met
+    by keeping a few coin-flip answers (their errors fit in the budget); such a
+    proxy saves little and is not worth trusting.
     """
-    if quality["rows"] and quality["high"] <= majority_rate:
+    if quality["rows"] and quality["low"] <= majority_rate:
         return (
             f"holdout accuracy {quality['accuracy']:.3f} on {quality['rows']} rows is "
-            f"no better than always answering the commonest label ({majority_rate:.3f})"
+            f"not significantly better than always answering the commonest label "
+            f"({majority_rate:.3f})"
         )
     if not cascade.keeps_any:
         return (

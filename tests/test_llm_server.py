@@ -34,10 +34,16 @@ BEHAVIOURS = {
     "out of set, then fixed": lambda req: "World" if req.corrective else "Politics",
     "out of set twice": lambda req: "Politics, mostly",
     "429 then ok": lambda req: (
-        Reply(status=429, headers={"Retry-After": "1"}) if req.attempt == 1 else "Sports"
+        Reply(status=429, headers={"Retry-After": "1"})
+        if req.attempt == 1
+        else "Sports"
     ),
-    "500 twice then ok": lambda req: Reply(status=500) if req.attempt <= 2 else "Business",
-    "slow then ok": lambda req: Reply("World", delay=3.5) if req.attempt == 1 else "World",
+    "500 twice then ok": lambda req: (
+        Reply(status=500) if req.attempt <= 2 else "Business"
+    ),
+    "slow then ok": lambda req: (
+        Reply("World", delay=3.5) if req.attempt == 1 else "World"
+    ),
     "dropped then ok": lambda req: Reply(drop=True) if req.attempt == 1 else "Sci/Tech",
     "always 503": lambda req: Reply(status=503),
 }
@@ -97,14 +103,17 @@ def test_every_server_behaviour_gives_the_label_or_the_documented_outcome(
 ):
     df = pd.DataFrame({"t": list(BEHAVIOURS)})
     t0 = time.monotonic()
-    with pytest.warns(tf.UnparseableAnswerWarning), pytest.warns(tf.LLMCallFailedWarning):
+    with (
+        pytest.warns(tf.UnparseableAnswerWarning),
+        pytest.warns(tf.LLMCallFailedWarning),
+    ):
         out = df.thrifty.classify(
             "Which topic?", AG, llm=_llm(server), provenance=True, cache_dir=tmp_path
         )
     took = time.monotonic() - t0
     got = {
         t: (None if pd.isna(lbl) else lbl, how)
-        for t, lbl, how in zip(out["t"], out["label"], out["label_decided_by"])
+        for t, lbl, how in zip(out["t"], out["label"], out["label_decided_by"], strict=True)
     }
     assert got == {t: (lbl, how) for t, (lbl, how, _) in EXPECTED.items()}
     assert _per_text(server) == {t: n for t, (_, _, n) in EXPECTED.items()}
@@ -116,12 +125,18 @@ def test_every_server_behaviour_gives_the_label_or_the_documented_outcome(
     assert rep.prompt_tokens > 0 and rep.completion_tokens > 0
     assert rep.cost == 0.0  # "some-model" has no price in litellm's map
     corrective = [r for r in server.requests if r.corrective]
-    assert {r.text for r in corrective} == {"out of set, then fixed", "out of set twice"}
+    assert {r.text for r in corrective} == {
+        "out of set, then fixed",
+        "out of set twice",
+    }
     assert all("not one of the allowed labels" in r.user for r in corrective)
 
     # A re-run pays only for the failed input: the unparseable one is cached.
     before = server.count
-    with pytest.warns(tf.UnparseableAnswerWarning), pytest.warns(tf.LLMCallFailedWarning):
+    with (
+        pytest.warns(tf.UnparseableAnswerWarning),
+        pytest.warns(tf.LLMCallFailedWarning),
+    ):
         df.thrifty.classify("Which topic?", AG, llm=_llm(server), cache_dir=tmp_path)
     assert server.count - before == 5
     assert {r.text for r in server.requests[before:]} == {"always 503"}
@@ -163,7 +178,9 @@ def test_priced_model_asks_for_a_schema_by_itself_and_costs_from_local_prices(tm
     assert rep.cost > 0
 
 
-def test_a_provider_that_rejects_the_schema_gets_plain_text_requests(tmp_path, fast_backoff):
+def test_a_provider_that_rejects_the_schema_gets_plain_text_requests(
+    tmp_path, fast_backoff
+):
     def no_schema(req):
         if req.response_format is not None:
             return Reply(status=400)
@@ -175,7 +192,12 @@ def test_a_provider_that_rejects_the_schema_gets_plain_text_requests(tmp_path, f
         llm._structured = True  # as if litellm's model data claimed support
         out = df.thrifty.classify("Which topic?", AG, llm=llm, cache_dir=tmp_path)
         assert srv.count == 4  # one rejected request, then plain text only
-        assert [r.response_format is None for r in srv.requests] == [False, True, True, True]
+        assert [r.response_format is None for r in srv.requests] == [
+            False,
+            True,
+            True,
+            True,
+        ]
     assert list(out["label"]) == ["World"] * 3
 
 
@@ -212,7 +234,10 @@ def test_runs_inside_a_running_event_loop(tmp_path):
             )
             # An async app keeps its loop free by handing the call to a thread.
             threaded = await asyncio.to_thread(
-                df.thrifty.classify, "Which topic?", AG, llm=_llm(srv),
+                df.thrifty.classify,
+                "Which topic?",
+                AG,
+                llm=_llm(srv),
                 cache_dir=tmp_path / "b",
             )
             return plain, threaded
@@ -228,7 +253,9 @@ def test_rpm_limit_spaces_requests(tmp_path, monkeypatch):
     from thrifty_frames._stages import label as lab
 
     slept = []
-    monkeypatch.setattr(lab.RateLimiter, "sleep", staticmethod(slept.append), raising=False)
+    monkeypatch.setattr(
+        lab.RateLimiter, "sleep", staticmethod(slept.append), raising=False
+    )
     clock = [1000.0]
     monkeypatch.setattr(lab.time, "monotonic", lambda: clock[0])
 

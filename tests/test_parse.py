@@ -37,7 +37,11 @@ YESNO = ("yes", "no")
         ('{"label": true}', YESNO, "yes"),
         ("N", YESNO, "no"),
         ("Business, Finance", ("Business, Finance", "Other"), "Business, Finance"),
-        ('{"label": "Business, Finance"}', ("Business, Finance", "Other"), "Business, Finance"),
+        (
+            '{"label": "Business, Finance"}',
+            ("Business, Finance", "Other"),
+            "Business, Finance",
+        ),
         ("DESC:manner", ("DESC:manner", "HUM:ind"), "DESC:manner"),
         ("Other.", ("Other.", "Spam"), "Other."),
     ],
@@ -55,7 +59,10 @@ def test_wrapped_answers_map_to_their_label(answer, choices, expected):
         ("positive or negative", SENTIMENT),
         ('{"label": "mixed"}', SENTIMENT),
         ('{"label": "positive", "other": 1, "x": 2}', ("World", "Sports")),
-        ("Business", ("Business, Finance", "Other")),  # part of a label is not the label
+        (
+            "Business",
+            ("Business, Finance", "Other"),
+        ),  # part of a label is not the label
         ("Finance", ("Business, Finance", "Other")),
         ("Sci", AG),
         ("maybe", YESNO),

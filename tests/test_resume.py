@@ -22,7 +22,9 @@ from thrifty_frames.backends.llm.fake_server import FakeOpenAIServer, Reply
 from thrifty_frames.backends.llm.litellm_backend import LiteLLM
 from thrifty_frames.cache import LabelCache
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")  # see test_llm_server
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::ResourceWarning"
+)  # see test_llm_server
 
 N = 200
 PROMPT = "Is this review positive?"
@@ -58,8 +60,11 @@ def test_keyboard_interrupt_then_rerun_makes_only_the_missing_calls(
     rep = tf.last_report()
     assert (rep.llm_calls, rep.cache_hits) == (N - answered, answered)
     assert rep.decided_by == {
-        "llm": N - answered, "cache": answered, "proxy": 0,
-        "proxy_below_target": 0, "none": 0,
+        "llm": N - answered,
+        "cache": answered,
+        "proxy": 0,
+        "proxy_below_target": 0,
+        "none": 0,
     }
 
     third = double_llm(_answer, id="double/resume")
@@ -104,7 +109,15 @@ def test_killed_process_then_rerun_makes_exactly_the_remaining_calls(tmp_path, w
     with FakeOpenAIServer(script) as server:
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, server.url, str(tmp_path), str(workers), str(N)],
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                server.url,
+                str(tmp_path),
+                str(workers),
+                str(N),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

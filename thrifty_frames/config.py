@@ -74,11 +74,22 @@ class Options:
     calibration_share
         Share of the labeled sample held out to certify the threshold.
     max_llm_calls, max_cost
-        Hard caps for the whole run, checked before each call.
+        Hard caps for the whole run (dollars from litellm's bundled price map),
+        checked before each request is sent, retries included, so they are
+        never exceeded. A run that reaches a cap does not raise: the verb
+        returns every row, those the LLM was not asked about carrying the
+        proxy's answer (``decided_by="proxy_below_target"``) or no label
+        (``"none"``); the report counts them (``over_budget``) and a
+        :class:`~thrifty_frames.BudgetExceededWarning` says so. Re-running with
+        a higher cap pays only for what is missing. ``df.thrifty.estimate``
+        predicts calls and cost without calling the LLM.
     fallback
         When the proxy is not viable: ``"llm"`` labels the remaining rows with
         the LLM (within the caps), ``"proxy"`` keeps the proxy's answers anyway
         when there is a proxy at all.
+    rpm, tpm
+        Requests and tokens per minute the LLM may be sent (a sliding
+        one-minute window shared by the worker threads); ``None``: no limit.
     progress
         Progress bars: ``None`` shows them on a terminal or in a notebook.
     chunk_size

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from .._core.task import Task
 from ..backends.llm.base import (
     Completion,
     InputRejectedError,
@@ -47,8 +48,6 @@ from ..backends.llm.base import (
     TransientBackendError,
 )
 from ..cache import LabelCache, digest
-from ..exceptions import BackendError
-from .._core.task import Task
 from .parse import parse_answer
 
 logger = logging.getLogger(__name__)
@@ -377,13 +376,18 @@ def label_distinct(
     stats.over_budget = outcomes.count(SKIPPED)
     stats.seconds = time.perf_counter() - t0
     logger.debug(
-        "%s: %d inputs, %d cache hits, %d calls", desc, len(texts), stats.cache_hits,
+        "%s: %d inputs, %d cache hits, %d calls",
+        desc,
+        len(texts),
+        stats.cache_hits,
         stats.llm_calls,
     )
     return labels, outcomes, stats
 
 
-def _run_all(todo, one, workers: int, budget: Budget, bar, stop: threading.Event) -> None:
+def _run_all(
+    todo, one, workers: int, budget: Budget, bar, stop: threading.Event
+) -> None:
     """Run ``one`` over ``todo``, ``workers`` at a time, until done or refused.
 
     On any exception (a fatal backend error, KeyboardInterrupt) no new request

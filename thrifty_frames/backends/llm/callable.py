@@ -36,7 +36,9 @@ class CallableLLM(LLMBackend):
         self, fn: Callable, *, id: str | None = None, max_concurrency: int = 4
     ) -> None:
         if not callable(fn):
-            raise InvalidArgumentError(f"llm must be callable, got {type(fn).__name__}.")
+            raise InvalidArgumentError(
+                f"llm must be callable, got {type(fn).__name__}."
+            )
         self.fn = fn
         name = getattr(fn, "__qualname__", type(fn).__name__)
         self.id = id or f"callable/{getattr(fn, '__module__', '?')}.{name}"

@@ -102,6 +102,9 @@ class FakeOpenAIServer:
     script
         Called once per request with a :class:`ChatRequest`; returns a
         :class:`Reply` or a plain answer string.
+    usage
+        ``usage(body, content) -> (prompt_tokens, completion_tokens)`` for the
+        reply's ``usage`` field; by default about four characters a token.
 
     Attributes
     ----------
@@ -111,8 +114,13 @@ class FakeOpenAIServer:
         Every request received, as :class:`ChatRequest`, in arrival order.
     """
 
-    def __init__(self, script: Callable[[ChatRequest], Reply | str]) -> None:
+    def __init__(
+        self,
+        script: Callable[[ChatRequest], Reply | str],
+        usage: Callable[[dict, str | None], tuple[int, int]] | None = None,
+    ) -> None:
         self.script = script
+        self.usage = usage or _rough_usage
         self.requests: list[ChatRequest] = []
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -172,10 +180,13 @@ class FakeOpenAIServer:
                         pass
                     return
                 if reply.status != 200:
-                    err = {"error": {"message": f"scripted {reply.status}", "type": "x"}}
+                    err = {
+                        "error": {"message": f"scripted {reply.status}", "type": "x"}
+                    }
                     self._send(reply.status, err, reply.headers)
                     return
-                self._send(200, _completion(body, reply.content), reply.headers)
+                payload = _completion(body, reply.content, server.usage)
+                self._send(200, payload, reply.headers)
 
             def _send(self, status: int, payload: dict, headers: dict | None = None):
                 data = json.dumps(payload).encode()
@@ -216,10 +227,13 @@ class FakeOpenAIServer:
         self.stop()
 
 
-def _completion(body: dict, content: str | None) -> dict:
+def _rough_usage(body: dict, content: str | None) -> tuple[int, int]:
     prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages") or [])
-    pt = prompt_chars // 4 + 4
-    ct = len(content or "") // 4 + 1
+    return prompt_chars // 4 + 4, len(content or "") // 4 + 1
+
+
+def _completion(body: dict, content: str | None, usage: Callable) -> dict:
+    pt, ct = usage(body, content)
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -232,5 +246,9 @@ def _completion(body: dict, content: str | None) -> dict:
                 "finish_reason": "stop",
             }
         ],
-        "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct},
+        "usage": {
+            "prompt_tokens": pt,
+            "completion_tokens": ct,
+            "total_tokens": pt + ct,
+        },
     }

@@ -185,7 +185,9 @@ class LiteLLM(LLMBackend):
             if kind == "input" and schema and not self._schema_confirmed:
                 # The provider may not take response_format after all: drop it
                 # and let the labeling stage retry (a budgeted request).
-                logger.info("%s rejected the JSON schema; asking for plain text", self.model)
+                logger.info(
+                    "%s rejected the JSON schema; asking for plain text", self.model
+                )
                 self._structured = False
                 raise TransientBackendError(msg, 0.0) from None
             if kind == "transient":
@@ -205,7 +207,10 @@ class LiteLLM(LLMBackend):
         pt = int(getattr(usage, "prompt_tokens", 0) or 0)
         ct = int(getattr(usage, "completion_tokens", 0) or 0)
         return Completion(
-            text=text, prompt_tokens=pt, completion_tokens=ct, cost=self.estimate_cost(pt, ct)
+            text=text,
+            prompt_tokens=pt,
+            completion_tokens=ct,
+            cost=self.estimate_cost(pt, ct),
         )
 
     def estimate_cost(self, prompt_tokens: int, completion_tokens: int) -> float:

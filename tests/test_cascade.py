@@ -245,3 +245,16 @@ def test_report_to_dict_holds_plain_calibration_lists(double_llm):
     d = res.report.to_dict()
     assert isinstance(d["calibration"]["conf"], list)
     assert len(d["calibration"]["conf"]) == d["threshold"]["calibration_rows"] == 250
+
+
+def test_fallback_proxy_reports_what_keeping_every_answer_delivers(double_llm):
+    def coin(t: str) -> str:
+        return "yes" if hashlib.md5(t.encode()).digest()[0] % 2 else "no"
+
+    with pytest.warns(ProxyNotViableWarning, match="fallback='proxy'"):
+        res = _label(_texts(1500, seed=11), coin, double_llm, fallback="proxy")
+    rep = res.report
+    assert rep.decided_by["proxy"] == 1000
+    assert rep.achieved["kept_share"] == 1.0
+    assert not rep.achieved["met"] and rep.achieved["estimate"] < 0.7
+    assert "target NOT met" in str(rep)

@@ -359,6 +359,9 @@ class _Run:
             if opts.fallback == "llm" or model is None:
                 self._ask(rest, "fallback")
                 return self._finish(model)
+            if threshold is not None and getattr(self, "_cal", None) is not None:
+                # Say what keeping every proxy answer delivers against the target.
+                rep.achieved = evaluate_at(self._cal, threshold.keep_all()).as_dict()
             threshold = None  # fallback='proxy': keep every proxy answer
 
         # Predict the rest chunk by chunk; keep confident answers.

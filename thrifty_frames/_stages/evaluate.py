@@ -211,6 +211,15 @@ class Cascade:
             out.no_below = max(self.no_below, float(np.nextafter(down.max(), np.inf)))
         return out
 
+    def keep_all(self) -> Cascade:
+        """The same target with every proxy answer kept (``fallback='proxy'``)."""
+        if self.metric == "accuracy":
+            return Cascade(self.metric, self.target, self.delta, self.calibration_rows, 0.0)
+        return Cascade(
+            self.metric, self.target, self.delta, self.calibration_rows,
+            yes_at=BOUNDARY, no_below=BOUNDARY,
+        )
+
     def as_dict(self) -> dict:
         return {
             "metric": self.metric,

@@ -113,7 +113,9 @@ def test_every_server_behaviour_gives_the_label_or_the_documented_outcome(
     took = time.monotonic() - t0
     got = {
         t: (None if pd.isna(lbl) else lbl, how)
-        for t, lbl, how in zip(out["t"], out["label"], out["label_decided_by"], strict=True)
+        for t, lbl, how in zip(
+            out["t"], out["label"], out["label_decided_by"], strict=True
+        )
     }
     assert got == {t: (lbl, how) for t, (lbl, how, _) in EXPECTED.items()}
     assert _per_text(server) == {t: n for t, (_, _, n) in EXPECTED.items()}
@@ -297,3 +299,48 @@ def test_backoff_is_exponential_with_jitter_and_honours_retry_after():
         assert len(set(delays)) > 1  # jittered
     assert all(s.backoff(1, 7.0) >= 7.0 for _ in range(50))
     assert s.backoff(1, 10_000) <= s.retry_after_max * 1.0 + 1e-9
+
+
+OFFLINE_CHILD = """
+import os, socket
+os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
+tried = []
+real_connect = socket.socket.connect
+
+def guarded(self, address):
+    tried.append(address)
+    raise OSError("network disabled by the test")
+
+def guarded_lookup(host, *args, **kwargs):
+    tried.append(host)
+    raise OSError("network disabled by the test")
+
+socket.socket.connect = guarded
+socket.getaddrinfo = guarded_lookup
+from thrifty_frames.backends.llm.litellm_backend import LiteLLM
+llm = LiteLLM("openai/gpt-4o-mini")
+cost = llm.estimate_cost(1000, 10)
+assert os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] == "True"
+assert cost > 0, cost
+assert tried == [], tried
+print("offline ok", cost)
+"""
+
+
+def test_prices_come_from_the_bundled_map_without_any_connection():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", OFFLINE_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            k: v
+            for k, v in __import__("os").environ.items()
+            if k != "LITELLM_LOCAL_MODEL_COST_MAP"
+        },
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "offline ok" in out.stdout

@@ -52,7 +52,9 @@ def test_max_llm_calls_50_on_a_1000_row_sample_makes_50_calls_and_says_so(
     assert any("max_llm_calls=50 was reached" in n for n in rep.notes)
     how = out.decided_by.to_pylist()
     labels = out.labels.to_pylist()
-    assert all((lbl is None) == (h == "none") for lbl, h in zip(labels, how, strict=True))
+    assert all(
+        (lbl is None) == (h == "none") for lbl, h in zip(labels, how, strict=True)
+    )
 
     # Raising the cap and re-running pays only for the rest.
     more = double_llm()
@@ -159,6 +161,30 @@ def test_a_cap_between_an_answer_and_its_correction_keeps_the_first_answer(
     assert len(seen) == 1  # only the corrective follow-up was paid for
     assert seen[0][-2] == {"role": "assistant", "content": "hmm"}
     assert out.labels.to_pylist() == [True]
+
+
+def test_a_failed_correction_keeps_the_first_answer_too(tmp_path):
+    asked = []
+
+    def breaks_on_followup(messages):
+        asked.append(len(messages))
+        if len(messages) > 2:
+            raise ConnectionError("client gave up")
+        return "hmm"
+
+    df = pd.DataFrame({"t": ["a film"]})
+    first = CallableLLM(breaks_on_followup, id="double/followup")
+    with pytest.warns(tf.LLMCallFailedWarning):
+        df.thrifty.mask("Is it positive?", llm=first, sample_size=2, cache_dir=tmp_path)
+    assert asked == [2, 4]  # the question, then the follow-up that failed
+
+    asked.clear()
+    second = CallableLLM(lambda m: asked.append(len(m)) or "no", id="double/followup")
+    out = df.thrifty.mask(
+        "Is it positive?", llm=second, sample_size=2, cache_dir=tmp_path
+    )
+    assert asked == [4]  # only the follow-up
+    assert out.tolist() == [False]
 
 
 # -- unparseable answers ---------------------------------------------------------

@@ -20,9 +20,11 @@ Per distinct input, the outcome is one of:
     run asks again.
 ``over_budget``
     not asked because ``max_llm_calls`` or ``max_cost`` would have been
-    exceeded. When the cap struck between an unparseable answer and its
-    corrective follow-up, the first answer is cached and a later run makes
-    only the follow-up.
+    exceeded.
+
+When a cap or a failure strikes between an unparseable answer and its
+corrective follow-up, the first answer is cached and a later run makes only
+the follow-up.
 
 Every HTTP request counts as a call against ``max_llm_calls``, retries
 included, and is reserved before it is sent, so the cap holds even with
@@ -294,7 +296,9 @@ class _Asker:
             request = LabelRequest(task.corrective(text, raw or ""), task.classes, text)
             try:
                 fixed = self.call(request).text
-            except _Refused:
+            except (_Refused, InputRejectedError, TransientBackendError):
+                # Keep the first answer, paid for: a later run sends only the
+                # follow-up.
                 record = {"label": None, "status": _NEEDS_CORRECTION, "answer": raw}
                 self.cache.put(key, record)
                 raise

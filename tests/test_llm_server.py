@@ -150,6 +150,8 @@ def test_json_schema_is_requested_accepted_and_parsed(tmp_path):
         assert fmt["type"] == "json_schema"
         enum = fmt["json_schema"]["schema"]["properties"]["label"]["enum"]
         assert enum == AG
+        assert req.body["max_tokens"] == 256  # bounds the cost reserved per call
+        assert req.body["temperature"] == 0
         return Reply.json_label("Sci/Tech" if "chip" in req.text else "Sports")
 
     df = pd.DataFrame({"t": ["new chip", "big match", "another chip"]})
@@ -178,6 +180,13 @@ def test_priced_model_asks_for_a_schema_by_itself_and_costs_from_local_prices(tm
     expected = rep.prompt_tokens * 0.15e-6 + rep.completion_tokens * 0.60e-6
     assert rep.cost == pytest.approx(expected, rel=1e-6)
     assert rep.cost > 0
+
+
+def test_reasoning_models_get_no_answer_cap_but_a_large_cost_reserve():
+    llm = LiteLLM("openai/o3-mini")
+    assert llm.max_tokens is None and llm.answer_tokens == 4096
+    assert LiteLLM("openai/gpt-4o-mini").max_tokens == 256
+    assert LiteLLM("openai/gpt-4o-mini", max_tokens=50).answer_tokens == 50
 
 
 def test_a_provider_that_rejects_the_schema_gets_plain_text_requests(

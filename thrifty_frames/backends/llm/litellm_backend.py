@@ -53,6 +53,15 @@ def _retry_after(exc: Exception) -> float | None:
         return None  # an HTTP date: fall back to our own backoff
 
 
+def _is_reasoning(model: str) -> bool:
+    """Whether litellm's model data marks ``model`` as a reasoning model, whose
+    hidden reasoning tokens count against ``max_tokens``."""
+    try:
+        return bool(import_litellm().supports_reasoning(model=model))
+    except Exception:
+        return False
+
+
 def _classify_error(litellm, exc: Exception) -> str:
     """``"transient"``, ``"input"`` (this input was refused) or ``"fatal"``."""
     status = getattr(exc, "status_code", None)
@@ -99,9 +108,9 @@ class LiteLLM(LLMBackend):
         Seconds per request; a request that takes longer is retried.
     max_tokens
         Cap on answer tokens, sent with every request. It also bounds the cost
-        reserved per call, which is what keeps ``max_cost`` exact. Pass
-        ``None`` for reasoning models whose hidden tokens count against it;
-        ``max_cost`` then assumes answers of at most 256 tokens.
+        reserved per call, which is what keeps ``max_cost`` exact. ``"auto"``
+        sends 256, or nothing for reasoning models (their hidden reasoning
+        tokens count against the cap); ``None`` sends nothing.
     **kwargs
         Passed to ``litellm.completion`` (``api_base``, ``api_key``, ...).
         Only ``api_base`` is part of the cache key.
@@ -120,14 +129,20 @@ class LiteLLM(LLMBackend):
         max_concurrency: int = 8,
         structured: bool | None = None,
         timeout: float = 60.0,
-        max_tokens: int | None = 256,
+        max_tokens: int | None | str = "auto",
         **kwargs,
     ) -> None:
         self.model = model
         self.max_concurrency = max_concurrency
         self.timeout = timeout
+        reasoning = _is_reasoning(model)
+        if max_tokens == "auto":
+            max_tokens = None if reasoning else 256
         self.max_tokens = max_tokens
-        self.answer_tokens = max_tokens or 256
+        # TODO: without max_tokens nothing bounds an answer, so a reasoning model
+        # that thinks longer than this reserve can overshoot max_cost by the
+        # difference, for each call in flight when the cap is reached.
+        self.answer_tokens = max_tokens or (4096 if reasoning else 256)
         self.kwargs = kwargs
         self._structured = structured
         self._schema_confirmed = structured is True

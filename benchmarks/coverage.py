@@ -68,7 +68,9 @@ from thrifty_frames._stages.sample import draw_sample  # noqa: E402
 from thrifty_frames._stages.train import predict_proba, train_proxy  # noqa: E402
 from thrifty_frames.backends.embeddings.hashing import HashingEmbedder  # noqa: E402
 
-DATA = Path(os.environ.get("THRIFTY_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+DATA = Path(
+    os.environ.get("THRIFTY_SHARED_DATA", HERE.parent.parent / "shared" / "data")
+)
 RESULTS = HERE / "results"
 POOL_SEED = 20261204
 #: name -> (file, label meaning "yes" for a filter, or None for classify)
@@ -147,8 +149,17 @@ def one_run(job: tuple) -> list[dict]:
     res = train_proxy(X[tr], y_llm[tr], "lr", seed)
     if res.model is None:  # one class: everything goes to the LLM
         for metric in ("accuracy",) + (("precision", "recall") if is_filter else ()):
-            out.append({**base, "metric": metric, "rule": "cascade", "population": 1.0,
-                        "proxy_rows": 0, "llm_rows": n, "value": 1.0})
+            out.append(
+                {
+                    **base,
+                    "metric": metric,
+                    "rule": "cascade",
+                    "population": 1.0,
+                    "proxy_rows": 0,
+                    "llm_rows": n,
+                    "value": 1.0,
+                }
+            )
         return out
     model = res.model
     P_cal = predict_proba(model, X[cal])
@@ -172,13 +183,18 @@ def one_run(job: tuple) -> list[dict]:
         # population the calibration rows were drawn from.
         keep_all = np.zeros(n, bool) if reason else cas.keep(conf_all, p_yes_all)
         pop = _metric(metric, np.where(keep_all, pred_all, y_llm), y_llm)
-        out.append({
-            **base, "metric": metric, "rule": "cascade", "population": pop,
-            "value": _metric(metric, final, y_llm[rest]),
-            "proxy_rows": int(keep.sum()),
-            "llm_rows": len(sample) + int((~keep).sum()),
-            "viable": reason is None,
-        })
+        out.append(
+            {
+                **base,
+                "metric": metric,
+                "rule": "cascade",
+                "population": pop,
+                "value": _metric(metric, final, y_llm[rest]),
+                "proxy_rows": int(keep.sum()),
+                "llm_rows": len(sample) + int((~keep).sum()),
+                "viable": reason is None,
+            }
+        )
         # All-or-nothing on holdout F1, same proxy and holdout rows.
         pc = np.asarray(model.classes_)[P_cal.argmax(axis=1)]
         if is_filter:
@@ -188,31 +204,46 @@ def one_run(job: tuple) -> list[dict]:
         use = f1 >= 0.9
         final = pred if use else y_llm[rest]
         pop = _metric(metric, pred_all if use else y_llm, y_llm)
-        out.append({
-            **base, "metric": metric, "rule": "all-or-nothing (F1 >= 0.9)",
-            "population": pop,
-            "value": _metric(metric, final, y_llm[rest]),
-            "proxy_rows": len(rest) if use else 0,
-            "llm_rows": len(sample) + (0 if use else len(rest)),
-        })
+        out.append(
+            {
+                **base,
+                "metric": metric,
+                "rule": "all-or-nothing (F1 >= 0.9)",
+                "population": pop,
+                "value": _metric(metric, final, y_llm[rest]),
+                "proxy_rows": len(rest) if use else 0,
+                "llm_rows": len(sample) + (0 if use else len(rest)),
+            }
+        )
     # Conformal singleton sets (accuracy), for comparison.
     col = {int(c): j for j, c in enumerate(model.classes_)}
-    p_label = np.array([P_cal[i, col[int(c)]] if int(c) in col else 0.0
-                        for i, c in enumerate(y_llm[cal])])
+    p_label = np.array(
+        [
+            P_cal[i, col[int(c)]] if int(c) in col else 0.0
+            for i, c in enumerate(y_llm[cal])
+        ]
+    )
     tau_max = conformal_threshold(p_label, args.target, args.delta)
     tau = best_singleton_tau(P_cal, tau_max) if tau_max > 0 else 0.0
     keep = singleton_keep(P, tau) if tau > 0 else np.zeros(len(rest), bool)
     if quality["low"] <= res.majority_rate:
         keep[:] = False
     final = np.where(keep, pred, y_llm[rest])
-    keep_all = singleton_keep(P_all, tau) if tau > 0 and keep.any() else np.zeros(n, bool)
+    keep_all = (
+        singleton_keep(P_all, tau) if tau > 0 and keep.any() else np.zeros(n, bool)
+    )
     pop = _metric("accuracy", np.where(keep_all, pred_all, y_llm), y_llm)
-    out.append({
-        **base, "metric": "accuracy", "rule": "conformal singleton sets",
-        "population": pop,
-        "value": _metric("accuracy", final, y_llm[rest]),
-        "proxy_rows": int(keep.sum()), "llm_rows": len(sample) + int((~keep).sum()),
-    })
+    out.append(
+        {
+            **base,
+            "metric": "accuracy",
+            "rule": "conformal singleton sets",
+            "population": pop,
+            "value": _metric("accuracy", final, y_llm[rest]),
+            "proxy_rows": int(keep.sum()),
+            "llm_rows": len(sample) + int((~keep).sum()),
+        }
+    )
     for r in out:
         r["seconds"] = time.perf_counter() - t0
     return out
@@ -224,7 +255,8 @@ def _init(state: dict) -> None:
 
 def summarise(runs: pd.DataFrame, target: float) -> pd.DataFrame:
     runs = runs.assign(
-        met=runs["value"] >= target - 1e-12, met_pop=runs["population"] >= target - 1e-12
+        met=runs["value"] >= target - 1e-12,
+        met_pop=runs["population"] >= target - 1e-12,
     )
     g = runs.groupby(["data", "sample", "llm", "metric", "rule"], sort=False)
     table = g.agg(
@@ -300,7 +332,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", nargs="*", default=list(DATASETS))
     ap.add_argument("--out", default=str(RESULTS / "coverage.md"))
     ap.add_argument("--runs-csv", default=None, help="also write every run here")
-    ap.add_argument("--append", action="store_true", help="add to --out, do not replace")
+    ap.add_argument(
+        "--append", action="store_true", help="add to --out, do not replace"
+    )
     ap.add_argument(
         "--embedder",
         dest="words_only",
@@ -316,7 +350,9 @@ def main(argv: list[str] | None = None) -> None:
     meta_data: dict = {}
     # Word n-grams only by default: the word+char default embedder makes each
     # proxy fit 5-6 times slower on 2 cores, which the seeds cannot afford.
-    embedder = HashingEmbedder(char_ngrams=None) if args.words_only else HashingEmbedder()
+    embedder = (
+        HashingEmbedder(char_ngrams=None) if args.words_only else HashingEmbedder()
+    )
     meta_data["embedder"] = embedder.id
     for name in args.data:
         d = load(name, args.rows, embedder)
@@ -328,28 +364,38 @@ def main(argv: list[str] | None = None) -> None:
             + f", commonest class {share:.0%}; embedded in {d['embed_seconds']:.1f} s"
         )
         print(name, meta_data[name], flush=True)
-    jobs = [(n, llm, s, args) for n in args.data for llm in LLMS for s in range(args.seeds)]
+    jobs = [
+        (n, llm, s, args) for n in args.data for llm in LLMS for s in range(args.seeds)
+    ]
     rows: list[dict] = []
     ctx = get_context("fork")
     with ctx.Pool(args.workers, initializer=_init, initargs=(state,)) as pool:
         for i, out in enumerate(pool.imap_unordered(one_run, jobs, chunksize=2)):
             rows.extend(out)
             if (i + 1) % 50 == 0:
-                print(f"{i + 1}/{len(jobs)} runs, {time.perf_counter() - t0:.0f} s", flush=True)
+                print(
+                    f"{i + 1}/{len(jobs)} runs, {time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
     runs = pd.DataFrame(rows)
     if args.runs_csv:
         runs.to_csv(args.runs_csv, index=False)
     table = summarise(runs, args.target)
     meta = {
         "seconds": time.perf_counter() - t0,
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}",
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}",
         "data": meta_data,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     text = render(table, args, meta)
     if args.append and Path(args.out).exists():
-        text = Path(args.out).read_text() + "\n" + text.replace(
-            "# Coverage of the cascade's guarantee", "## A larger labeled sample", 1
+        text = (
+            Path(args.out).read_text()
+            + "\n"
+            + text.replace(
+                "# Coverage of the cascade's guarantee", "## A larger labeled sample", 1
+            )
         )
     Path(args.out).write_text(text)
     print(render(table, args, meta))

@@ -24,7 +24,18 @@ from thrifty_frames._stages.train import train_proxy
 from thrifty_frames.backends.embeddings.hashing import HashingEmbedder
 from thrifty_frames.config import make_options
 
-WORDS = ["good", "great", "love", "bad", "awful", "meh", "film", "plot", "actor", "fine"]
+WORDS = [
+    "good",
+    "great",
+    "love",
+    "bad",
+    "awful",
+    "meh",
+    "film",
+    "plot",
+    "actor",
+    "fine",
+]
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:
@@ -113,14 +124,21 @@ def test_classify_accuracy_target(double_llm):
 def test_metric_is_validated():
     with pytest.raises(InvalidArgumentError, match=r"metric must be one of .*'f1'"):
         make_options(metric="f1")
-    with pytest.raises(InvalidArgumentError, match="metric='precision' applies to filters"):
+    with pytest.raises(
+        InvalidArgumentError, match="metric='precision' applies to filters"
+    ):
         tf.label(["a", "b", "c"], "Which?", ["x", "y"], metric="precision")
 
 
 def test_target_none_keeps_every_proxy_answer(double_llm):
     llm = double_llm(_positive)
     res = tf.label(
-        _texts(1500), "Is it positive?", llm=llm, target=None, cache_dir=False, progress=False
+        _texts(1500),
+        "Is it positive?",
+        llm=llm,
+        target=None,
+        cache_dir=False,
+        progress=False,
     )
     assert res.report.llm_calls == 500  # the sample only: nothing escalated
     assert res.report.decided_by["proxy"] == 1000
@@ -130,7 +148,9 @@ def test_target_none_keeps_every_proxy_answer(double_llm):
 def test_one_class_sample_falls_back_before_embedding(double_llm):
     emb = CountingEmbedder()
     with pytest.warns(ProxyNotViableWarning, match="one class"):
-        res = _label(_texts(300), lambda t: "no", double_llm, embedder=emb, sample_size=50)
+        res = _label(
+            _texts(300), lambda t: "no", double_llm, embedder=emb, sample_size=50
+        )
     assert emb.texts == 0  # no proxy can be trained: nothing was embedded
     assert res.report.decided_by["llm"] == 300
     assert res.report.viable is False
@@ -142,7 +162,9 @@ def test_near_random_proxy_is_not_viable_before_embedding_the_rest(double_llm):
 
     emb = CountingEmbedder()
     with pytest.warns(ProxyNotViableWarning):
-        res = _label(_texts(2000, seed=2), coin, double_llm, embedder=emb, sample_size=400)
+        res = _label(
+            _texts(2000, seed=2), coin, double_llm, embedder=emb, sample_size=400
+        )
     assert emb.texts == 400  # only the labeled rows were embedded
     assert res.report.decided_by["llm"] == 2000
 
@@ -230,7 +252,9 @@ def test_plot_without_matplotlib_names_the_extra(double_llm, monkeypatch):
     res = _label(_texts(1500, seed=8), _positive, double_llm)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'thrifty-frames\[plot\]'"):
+    with pytest.raises(
+        MissingDependencyError, match=r"pip install 'thrifty-frames\[plot\]'"
+    ):
         res.report.plot()
 
 

@@ -34,7 +34,7 @@ def _brute_accuracy(conf, correct, target, delta):
     m = len(conf)
     chosen = np.inf
     for t in sorted(set(conf.tolist()), reverse=True):
-        k = sum(1 for c, ok in zip(conf, correct) if c >= t and not ok)
+        k = sum(1 for c, ok in zip(conf, correct, strict=True) if c >= t and not ok)
         if binom.cdf(k, m, 1 - target) > delta:
             break
         chosen = t
@@ -44,8 +44,8 @@ def _brute_accuracy(conf, correct, target, delta):
 def _brute_precision(p, pos, target, delta):
     chosen = np.inf
     for t in sorted(_grid().tolist(), reverse=True):
-        k = sum(1 for pi, yi in zip(p, pos) if pi >= t and not yi)
-        n = k + sum(1 for pi, yi in zip(p, pos) if pi >= BOUNDARY and yi)
+        k = sum(1 for pi, yi in zip(p, pos, strict=True) if pi >= t and not yi)
+        n = k + sum(1 for pi, yi in zip(p, pos, strict=True) if pi >= BOUNDARY and yi)
         pval = binom.cdf(k, n, 1 - target) if n else 1.0
         if pval > delta:
             break
@@ -57,7 +57,7 @@ def _brute_recall(p, pos, target, delta):
     chosen = 0.0
     n = int(sum(pos))
     for t in sorted((1.0 - _grid()).tolist()):
-        k = sum(1 for pi, yi in zip(p, pos) if pi < t and yi)
+        k = sum(1 for pi, yi in zip(p, pos, strict=True) if pi < t and yi)
         pval = binom.cdf(k, n, 1 - target) if n else 1.0
         if pval > delta:
             break
@@ -96,7 +96,9 @@ def test_higher_target_keeps_fewer_rows():
     rng = np.random.default_rng(3)
     conf, correct = _calibrated(rng, 400)
     cal = Calibration(conf, correct)
-    kept = [certify(cal, "accuracy", t, 0.05).kept_share for t in (0.8, 0.9, 0.95, 0.99)]
+    kept = [
+        certify(cal, "accuracy", t, 0.05).kept_share for t in (0.8, 0.9, 0.95, 0.99)
+    ]
     assert kept == sorted(kept, reverse=True)
     assert kept[0] > kept[-1]
 
@@ -104,9 +106,13 @@ def test_higher_target_keeps_fewer_rows():
 def test_too_few_calibration_rows_certify_nothing_even_when_all_correct():
     # 0.9 ** 20 = 0.12 > 0.05: twenty clean rows cannot certify 90% accuracy,
     # while 0.9 ** 29 = 0.047 < 0.05: twenty-nine can.
-    few = certify(Calibration(np.full(20, 0.99), np.ones(20, bool)), "accuracy", 0.9, 0.05)
+    few = certify(
+        Calibration(np.full(20, 0.99), np.ones(20, bool)), "accuracy", 0.9, 0.05
+    )
     assert few.conf_at == np.inf and not few.keeps_any and not few.met
-    enough = certify(Calibration(np.full(29, 0.99), np.ones(29, bool)), "accuracy", 0.9, 0.05)
+    enough = certify(
+        Calibration(np.full(29, 0.99), np.ones(29, bool)), "accuracy", 0.9, 0.05
+    )
     assert enough.conf_at == 0.99 and enough.kept_share == 1.0 and enough.met
 
 

@@ -112,7 +112,8 @@ class Report:
     @property
     def proxy_rows(self) -> int:
         return int(
-            self.decided_by.get("proxy", 0) + self.decided_by.get("proxy_below_target", 0)
+            self.decided_by.get("proxy", 0)
+            + self.decided_by.get("proxy_below_target", 0)
         )
 
     @property
@@ -129,7 +130,10 @@ class Report:
         d["calibration"] = (
             None
             if cal is None
-            else {k: None if v is None else np.asarray(v).tolist() for k, v in vars(cal).items()}
+            else {
+                k: None if v is None else np.asarray(v).tolist()
+                for k, v in vars(cal).items()
+            }
         )
         d["llm_labeled_rows"] = self.llm_labeled_rows
         d["proxy_rows"] = self.proxy_rows
@@ -138,14 +142,19 @@ class Report:
     # -- rendering -----------------------------------------------------------
     def _lines(self) -> list[tuple[str, str]]:
         out = [
-            ("rows", f"{self.rows:,} ({self.null_rows:,} null, {self.distinct_texts:,} distinct)"),
+            (
+                "rows",
+                f"{self.rows:,} ({self.null_rows:,} null, "
+                f"{self.distinct_texts:,} distinct)",
+            ),
             ("LLM", self.llm),
             ("embedder", self.embedder),
             ("sampled for the LLM", f"{self.sample_rows:,} rows"),
             (
                 "LLM calls made",
                 f"{self.llm_calls:,} (cache hits {self.cache_hits:,}; "
-                f"{self.prompt_tokens + self.completion_tokens:,} tokens; ${self.cost:.4f})",
+                f"{self.prompt_tokens + self.completion_tokens:,} tokens; "
+                f"${self.cost:.4f})",
             ),
         ]
         if self.unparseable or self.failed or self.over_budget:
@@ -193,19 +202,24 @@ class Report:
             )
         ]
         if metric == "accuracy":
-            rule = f"keep the proxy where its top-class probability >= {th['conf_at']:.4f}"
+            rule = (
+                f"keep the proxy where its top-class probability >= {th['conf_at']:.4f}"
+            )
         else:
             rule = (
                 f"keep 'yes' where P(yes) >= {th['yes_at']:.4f}, 'no' where P(yes) < "
                 f"{th['no_below']:.4f}; ask the LLM in between"
             )
-        out.append(("threshold", f"{rule} (keeps {th['kept_share']:.0%} of calibration rows)"))
+        out.append(
+            ("threshold", f"{rule} (keeps {th['kept_share']:.0%} of calibration rows)")
+        )
         a = self.achieved or th
         verdict = "met" if a["met"] else "NOT met"
         out.append(
             (
                 f"achieved {metric}",
-                f"estimate {a['estimate']:.3f} (95% CI {a['low']:.3f}-{a['high']:.3f}); "
+                f"estimate {a['estimate']:.3f} "
+                f"(95% CI {a['low']:.3f}-{a['high']:.3f}); "
                 f">= {a['certified']:.3f} with probability {1 - self.delta:.2f}; "
                 f"target {verdict} (rows decided by the cascade, "
                 f"{th['calibration_rows']} calibration rows)",
@@ -219,7 +233,8 @@ class Report:
                     "below target",
                     f"{self.decided_by.get('proxy_below_target', 0):,} rows kept the "
                     f"proxy's answer below the threshold; its accuracy there: {acc} "
-                    f"(95% CI {b['low']:.3f}-{b['high']:.3f}, {b['rows']} calibration rows)",
+                    f"(95% CI {b['low']:.3f}-{b['high']:.3f}, "
+                    f"{b['rows']} calibration rows)",
                 )
             )
         return out
@@ -301,7 +316,9 @@ class Report:
             score, split, names = cal.p_yes, cal.positive, ("LLM yes", "LLM no")
             lines = [th["yes_at"], th["no_below"]]
             ax1.set_xlabel("proxy P(yes)")
-        ax1.hist([score[split], score[~split]], bins=bins, stacked=True, label=list(names))
+        ax1.hist(
+            [score[split], score[~split]], bins=bins, stacked=True, label=list(names)
+        )
         for t in lines:
             if np.isfinite(t) and 0.0 < t <= 1.0:
                 ax1.axvline(t, color="black", linestyle="--")

@@ -110,8 +110,16 @@ def clopper_pearson(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     """Exact two-sided ``1 - alpha`` interval for a binomial proportion."""
     if n == 0:
         return (0.0, 1.0)
-    lo = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
-    hi = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    lo = (
+        0.0
+        if successes == 0
+        else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    )
+    hi = (
+        1.0
+        if successes == n
+        else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    )
     return (lo, hi)
 
 
@@ -214,10 +222,16 @@ class Cascade:
     def keep_all(self) -> Cascade:
         """The same target with every proxy answer kept (``fallback='proxy'``)."""
         if self.metric == "accuracy":
-            return Cascade(self.metric, self.target, self.delta, self.calibration_rows, 0.0)
+            return Cascade(
+                self.metric, self.target, self.delta, self.calibration_rows, 0.0
+            )
         return Cascade(
-            self.metric, self.target, self.delta, self.calibration_rows,
-            yes_at=BOUNDARY, no_below=BOUNDARY,
+            self.metric,
+            self.target,
+            self.delta,
+            self.calibration_rows,
+            yes_at=BOUNDARY,
+            no_below=BOUNDARY,
         )
 
     def as_dict(self) -> dict:
@@ -373,9 +387,13 @@ def best_singleton_tau(P: np.ndarray, tau_max: float) -> float:
 
 
 # Kept for callers of the first version of this module.
-def accuracy_threshold(conf: np.ndarray, correct: np.ndarray, target: float, delta: float):
+def accuracy_threshold(
+    conf: np.ndarray, correct: np.ndarray, target: float, delta: float
+):
     """Certified accuracy cascade on top-class confidence (see :func:`certify`)."""
-    cal = Calibration(np.asarray(conf, dtype=np.float64), np.asarray(correct, dtype=bool))
+    cal = Calibration(
+        np.asarray(conf, dtype=np.float64), np.asarray(correct, dtype=bool)
+    )
     return certify(cal, "accuracy", target, delta)
 
 
@@ -408,7 +426,9 @@ def calibration_of(
     return cal, quality
 
 
-def viability_reason(cascade: Cascade, quality: dict, majority_rate: float) -> str | None:
+def viability_reason(
+    cascade: Cascade, quality: dict, majority_rate: float
+) -> str | None:
     """Why the proxy is not worth using, or ``None`` when it is.
 
     Not viable: its holdout accuracy is not significantly better than always
@@ -458,7 +478,10 @@ def cost_quality_curve(
         cands = np.unique(np.append(cal.conf, np.inf))[::-1]
         make = [dict(conf_at=float(t)) for t in cands]
     elif metric == "precision":
-        make = [dict(yes_at=float(t), no_below=BOUNDARY) for t in np.append(np.inf, _grid()[::-1])]
+        make = [
+            dict(yes_at=float(t), no_below=BOUNDARY)
+            for t in np.append(np.inf, _grid()[::-1])
+        ]
     else:
         make = [dict(yes_at=BOUNDARY, no_below=float(t)) for t in 1.0 - _grid()[::-1]]
     sent, est, low = [], [], []

@@ -110,7 +110,9 @@ def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
     if cv_rows >= 4 and len(np.unique(y_cv)) >= 2:
         X_cv = X[np.flatnonzero(keep)]
         k = max(2, _n_splits(y_cv))
-        folds = list(StratifiedKFold(k, shuffle=True, random_state=seed).split(X_cv, y_cv))
+        folds = list(
+            StratifiedKFold(k, shuffle=True, random_state=seed).split(X_cv, y_cv)
+        )
         for model_name, params in candidates(name):
             hits = 0
             try:
@@ -142,7 +144,9 @@ def train_proxy(X: Matrix, y: np.ndarray, name: str, seed: int) -> TrainResult:
             else:  # no calibration possible; scores come from a softmax
                 model = svc
         model = ActiveColumns(model).fit(X, y)
-    logger.debug("proxy %s chosen with %s (cv accuracy %s)", best_name, best_params, best_acc)
+    logger.debug(
+        "proxy %s chosen with %s (cv accuracy %s)", best_name, best_params, best_acc
+    )
     if name == "auto":
         best_params = {"model": best_name, **best_params}
     return TrainResult(

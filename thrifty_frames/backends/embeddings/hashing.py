@@ -68,7 +68,7 @@ class HashingEmbedder(Embedder):
     ----------
     word_ngrams : tuple of (int, int) or None, default (1, 2)
         Smallest and largest word n-gram to hash; None leaves words out.
-    char_ngrams : tuple of (int, int) or None, default None
+    char_ngrams : tuple of (int, int) or None, default (2, 5)
         Smallest and largest character n-gram, taken inside word boundaries
         (scikit-learn's ``char_wb``); None leaves characters out.
     n_features : int, default 2**20
@@ -84,7 +84,8 @@ class HashingEmbedder(Embedder):
     Attributes
     ----------
     id : str
-        Every setting, e.g. ``"hashing/word1-2/2^20/sublinear/unsigned/lower/v1"``.
+        Every setting, e.g.
+        ``"hashing/word1-2+char2-5/2^20/sublinear/unsigned/lower/v1"``.
     dim : int
         Number of output columns.
 
@@ -103,7 +104,7 @@ class HashingEmbedder(Embedder):
         self,
         *,
         word_ngrams: tuple[int, int] | None = (1, 2),
-        char_ngrams: tuple[int, int] | None = None,
+        char_ngrams: tuple[int, int] | None = (2, 5),
         n_features: int = 2**20,
         alternate_sign: bool = False,
         sublinear_tf: bool = True,
@@ -160,6 +161,8 @@ class HashingEmbedder(Embedder):
         scipy.sparse.csr_matrix
             Shape ``(len(texts), dim)``, dtype float32.
         """
+        if not texts:
+            return sp.csr_matrix((0, self.dim), dtype=np.float32)
         cleaned = [strip_html_breaks(text) for text in texts]
         scale = 1.0 / math.sqrt(len(self._vectorizers))
         blocks = []

@@ -15,8 +15,12 @@ import pyarrow as pa
 
 from ..exceptions import ColumnTypeError
 from .._core.pipeline import Result
+from .._core.task import make_task
+from ..config import make_options
+from ..exceptions import EmptyInputError, InvalidArgumentError
+from ..fitted import FittedProxy, fit_texts
 from .._core.estimate import Estimate
-from ._common import check_into, run_estimate, run_verb
+from ._common import check_into, run_estimate, run_verb, texts_for
 
 
 class _PandasFrame:
@@ -196,3 +200,75 @@ class ThriftyAccessor:
         return run_estimate(
             _PandasFrame(self._df), prompt, classes, column, escalation_share, options
         )
+
+    def fit(
+        self,
+        prompt: str,
+        classes: list[str] | None = None,
+        column: str | None = None,
+        **options: Any,
+    ) -> FittedProxy:
+        """Label a sample with the LLM, train and certify a proxy, and return it.
+
+        Only the sample is sent to the LLM; apply the proxy to this or any
+        other frame with :meth:`predict`, save it with ``proxy.save(path)``.
+        ``classes=None`` asks a yes/no question.
+
+        Examples
+        --------
+        >>> proxy = df.thrifty.fit("Is this review positive?")  # doctest: +SKIP
+        >>> new_df.thrifty.predict(proxy)  # doctest: +SKIP
+        """
+        kind = "filter" if classes is None else "classify"
+        task = make_task(kind, prompt, classes)
+        opts = make_options(**options)
+        texts = texts_for(_PandasFrame(self._df), task, column)
+        if len(self._df) == 0:
+            msg = "the frame is empty (0 rows), so there is nothing to fit a proxy on."
+            raise EmptyInputError(msg)
+        return fit_texts(texts, task, opts)
+
+    def predict(
+        self,
+        proxy: FittedProxy,
+        column: str | None = None,
+        *,
+        into: str = "label",
+        provenance: bool = False,
+    ) -> pd.DataFrame:
+        """A copy of the frame with column ``into`` holding the proxy's labels.
+
+        No LLM call is made. Labels are booleans (nullable ``boolean`` dtype)
+        for a yes/no proxy, else a categorical of its classes; null texts give
+        a missing value. ``provenance=True`` adds ``{into}_decided_by``
+        (``"proxy"`` where the certified cascade keeps the answer,
+        ``"proxy_below_target"`` where it would ask the LLM) and
+        ``{into}_score``.
+
+        Examples
+        --------
+        >>> proxy = thrifty_frames.load("sentiment.proxy")  # doctest: +SKIP
+        >>> df.thrifty.predict(proxy, column="review", into="positive")  # doctest: +SKIP
+        """
+        if not isinstance(proxy, FittedProxy):
+            msg = (
+                f"proxy must be a FittedProxy (from df.thrifty.fit or "
+                f"thrifty_frames.load), got {type(proxy).__name__}."
+            )
+            raise InvalidArgumentError(msg)
+        into = check_into(into, self._df.columns)
+        texts = texts_for(_PandasFrame(self._df), proxy.task, column)
+        result = proxy.predict(texts)
+        if proxy.task.is_filter:
+            values = result.labels.to_pandas(
+                types_mapper={pa.bool_(): pd.BooleanDtype()}.get
+            ).array
+        else:
+            values = pd.Categorical(
+                result.labels.to_numpy(zero_copy_only=False), categories=list(result.classes)
+            )
+        new = {into: pd.Series(values, index=self._df.index)}
+        if provenance:
+            for k, v in _provenance_columns(result, f"{into}_").items():
+                new[k] = pd.Series(v.to_numpy(), index=self._df.index)
+        return self._df.assign(**new)

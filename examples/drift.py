@@ -1,0 +1,115 @@
+"""Fit once on SST-2, save, reload, and check the certificate on IMDB.
+
+Run from the repository root (the data sets live in ../shared/data):
+
+    python examples/drift.py
+
+The "LLM" here is a test double, not a language model: it replays each data
+set's human gold label, which is what a strong LLM answers on these sentiment
+tasks (published LLM accuracy on both is about 0.94-0.96). Swap in a real
+model with ``llm="openai/gpt-4o-mini"`` (or any litellm model string).
+
+What it shows:
+
+1. ``df.thrifty.fit`` pays the LLM for a sample of SST-2 phrases only and
+   returns a proxy with its certificate (holdout accuracy and the cascade's
+   certified threshold).
+2. ``proxy.save`` / ``thrifty_frames.load`` round-trip it through a file that
+   holds JSON and NumPy arrays only.
+3. ``proxy.check`` labels a few hundred fresh rows with the LLM and tests the
+   certificate on them: on more SST-2 phrases (same distribution), and on IMDB
+   reviews (long, HTML-laden film reviews instead of short phrases).
+4. ``proxy.refit`` trains on the old rows plus the IMDB check's labels and
+   certifies the new proxy on fresh IMDB rows, with no further LLM call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+import thrifty_frames as tf
+from thrifty_frames.backends.llm.doubles import RuleLLMDouble
+
+DATA = Path(
+    os.environ.get(
+        "THRIFTY_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
+)
+PROMPT = "Is this movie review positive?"
+
+
+def main() -> int:
+    if not (DATA / "sst2.parquet").exists():
+        print(f"the real data sets are not at {DATA}; set THRIFTY_SHARED_DATA")
+        return 0
+    sst2 = pd.read_parquet(DATA / "sst2.parquet")
+    imdb = pd.read_parquet(DATA / "imdb.parquet")
+    phrases = sst2[sst2["split"] == "train"].reset_index(drop=True)
+    fit_on, fresh = phrases.iloc[:30_000], phrases.iloc[30_000:]
+
+    gold = dict(zip(sst2["text"], sst2["label"] == "positive", strict=True))
+    gold.update(zip(imdb["text"], imdb["label"] == "pos", strict=True))
+    llm = RuleLLMDouble(  # a test double replaying gold labels, not an LLM
+        lambda text: "yes" if gold.get(text) else "no", id="double/gold-replay"
+    )
+    cache = Path(tempfile.mkdtemp(prefix="thrifty-drift-"))
+
+    proxy = fit_on.thrifty.fit(
+        PROMPT,
+        column="text",
+        llm=llm,
+        sample_size=2000,
+        target=0.85,
+        cache_dir=cache,
+        progress=False,
+    )
+    print(proxy.report)
+    path = proxy.save(cache / "sentiment.proxy")
+    print(f"\nsaved to {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+    proxy = tf.load(path)
+    cert = proxy.certificate
+    q, th = cert["quality"], cert["threshold"]
+    print(
+        f"certificate: holdout accuracy {q['accuracy']:.3f} "
+        f"(95% CI {q['low']:.3f}-{q['high']:.3f}, {q['rows']} rows); cascade "
+        f"accuracy >= {th['certified']:.3f} keeping {th['kept_share']:.0%} of rows; "
+        f"training fingerprint {cert['training']['fingerprint'][:12]}..."
+    )
+
+    print("\n== check on fresh SST-2 phrases (same distribution)")
+    print(proxy.check(fresh, budget=500, column="text", llm=llm, cache_dir=cache))
+
+    print("\n== check on IMDB reviews (another distribution)")
+    drift = proxy.check(imdb, budget=500, column="text", llm=llm, cache_dir=cache)
+    print(drift)
+    print(
+        f"\nloss on IMDB: {drift.loss:+.3f} accuracy against the LLM "
+        f"({drift.accuracy:.3f} vs certified {drift.certified_accuracy:.3f}); "
+        f"cascade {drift.metric} {drift.cascade_accuracy:.3f} vs certified >= "
+        f"{drift.certified_cascade_lower:.3f}: "
+        + (
+            "the certificate still holds"
+            if drift.holds and drift.cascade_holds
+            else "the certificate no longer holds"
+        )
+    )
+
+    print("\n== refit with the IMDB labels, then check on other IMDB rows")
+    refit = proxy.refit(drift)
+    print(refit.report)
+    unseen = imdb[~imdb["text"].isin(drift.texts)]  # rows the refit never saw
+    after = refit.check(
+        unseen, budget=500, column="text", llm=llm, seed=1, cache_dir=cache
+    )
+    print(after)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -259,45 +259,54 @@ def test_runs_inside_a_running_event_loop(tmp_path):
     assert list(threaded["label"]) == ["Sports"] * 30
 
 
-def test_rpm_limit_spaces_requests(tmp_path, monkeypatch):
+class _FakeClock:
+    """A clock that only moves when the limiter sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_rpm_limit_spaces_requests():
     """With rpm=3, the fourth request waits for the one-minute window."""
-    from thrifty_frames._stages import label as lab
+    from thrifty_frames._stages.label import RateLimiter
 
-    slept = []
-    monkeypatch.setattr(
-        lab.RateLimiter, "sleep", staticmethod(slept.append), raising=False
-    )
-    clock = [1000.0]
-    monkeypatch.setattr(lab.time, "monotonic", lambda: clock[0])
-
-    def fake_sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
-    limiter = lab.RateLimiter(rpm=3, sleep=fake_sleep)
-    for _ in range(4):
+    clock = _FakeClock()
+    limiter = RateLimiter(rpm=3, sleep=clock.sleep, clock=clock)
+    for _ in range(3):
         limiter.acquire(10)
-    assert sum(slept) == pytest.approx(60.0, abs=0.1)
-    assert len(limiter._events) == 1  # the first three left the window
+    assert not clock.slept
+    limiter.acquire(10)
+    assert sum(clock.slept) == pytest.approx(60.0, abs=0.1)
 
 
-def test_tpm_limit_counts_tokens(monkeypatch):
-    from thrifty_frames._stages import label as lab
+def test_tpm_limit_counts_tokens():
+    from thrifty_frames._stages.label import RateLimiter
 
-    clock = [0.0]
-    monkeypatch.setattr(lab.time, "monotonic", lambda: clock[0])
-    slept = []
-
-    def fake_sleep(seconds):
-        slept.append(seconds)
-        clock[0] += seconds
-
-    limiter = lab.RateLimiter(tpm=100, sleep=fake_sleep)
+    clock = _FakeClock()
+    limiter = RateLimiter(tpm=100, sleep=clock.sleep, clock=clock)
     limiter.acquire(60)
     limiter.acquire(30)
-    assert not slept
+    assert not clock.slept
     limiter.acquire(30)  # 120 > 100 tokens in the window: wait for it to slide
-    assert sum(slept) == pytest.approx(60.0, abs=0.1)
+    assert sum(clock.slept) == pytest.approx(60.0, abs=0.1)
+
+
+def test_retry_after_pauses_every_worker():
+    from thrifty_frames._stages.label import RateLimiter
+
+    clock = _FakeClock()
+    limiter = RateLimiter(sleep=clock.sleep, clock=clock)
+    limiter.pause(7.0)
+    limiter.acquire(10)
+    assert sum(clock.slept) == pytest.approx(7.0)
 
 
 def test_backoff_is_exponential_with_jitter_and_honours_retry_after():

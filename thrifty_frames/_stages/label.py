@@ -148,6 +148,7 @@ class RateLimiter:
     rpm: float | None = None
     tpm: float | None = None
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     _events: list = field(default_factory=list, repr=False)
     _pause_until: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -155,13 +156,15 @@ class RateLimiter:
     def pause(self, seconds: float) -> None:
         """Hold every worker back for ``seconds`` (the server asked for it)."""
         with self._lock:
-            self._pause_until = max(self._pause_until, time.monotonic() + seconds)
+            self._pause_until = max(self._pause_until, self.clock() + seconds)
 
     def acquire(self, tokens: int) -> None:
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self.clock()
                 wait_for = self._pause_until - now
+                if wait_for <= 0 and self.rpm is None and self.tpm is None:
+                    return
                 if wait_for <= 0:
                     self._events = [(t, n) for t, n in self._events if now - t < 60.0]
                     used_r = len(self._events)

@@ -60,6 +60,7 @@ from thrifty_frames._stages.evaluate import (  # noqa: E402
     best_singleton_tau,
     calibration_of,
     certify,
+    clopper_pearson,
     conformal_threshold,
     singleton_keep,
     viability_reason,
@@ -176,7 +177,7 @@ def one_run(job: tuple) -> list[dict]:
     metrics = ("accuracy",) + (("precision", "recall") if is_filter else ())
     for metric in metrics:
         cas = certify(calib, metric, args.target, args.delta)
-        reason = viability_reason(cas, quality, res.majority_rate)
+        reason = viability_reason(cas, quality, res.majority_rate, calib)
         keep = np.zeros(len(rest), bool) if reason else cas.keep(conf, p_yes)
         final = np.where(keep, pred, y_llm[rest])
         # The guaranteed quantity: the rule's rate over every row of the
@@ -226,8 +227,10 @@ def one_run(job: tuple) -> list[dict]:
     tau_max = conformal_threshold(p_label, args.target, args.delta)
     tau = best_singleton_tau(P_cal, tau_max) if tau_max > 0 else 0.0
     keep = singleton_keep(P, tau) if tau > 0 else np.zeros(len(rest), bool)
-    if quality["low"] <= res.majority_rate:
-        keep[:] = False
+    kept_cal = singleton_keep(P_cal, tau) if tau > 0 else np.zeros(len(cal), bool)
+    k_ok, n_kept = int(calib.correct[kept_cal].sum()), int(kept_cal.sum())
+    if n_kept == 0 or clopper_pearson(k_ok, n_kept)[0] <= res.majority_rate:
+        keep[:] = False  # the same viability rule as the cascade
     final = np.where(keep, pred, y_llm[rest])
     keep_all = (
         singleton_keep(P_all, tau) if tau > 0 and keep.any() else np.zeros(n, bool)

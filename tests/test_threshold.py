@@ -187,3 +187,22 @@ def test_coverage_is_at_least_one_minus_delta(metric):
     assert misses <= 45, f"{metric}: target missed in {misses} of {runs} runs"
     # ... and it is not valid by keeping nothing.
     assert kept / runs > 0.3
+
+
+def test_viability_rejects_coin_flip_answers_that_fit_the_error_budget():
+    from thrifty_frames._stages.evaluate import viability_reason
+
+    rng = np.random.default_rng(21)
+    # A coin-flip proxy whose confidence means nothing: keeping its top 15%
+    # costs about 7.5% errors, within a 10% budget, so a threshold is certified.
+    conf = rng.uniform(0.5, 1.0, 400)
+    correct = rng.random(400) < 0.5
+    cal = Calibration(conf, correct)
+    cas = certify(cal, "accuracy", 0.9, 0.05)
+    assert cas.keeps_any
+    quality = {"accuracy": correct.mean(), "rows": 400}
+    assert "not significantly more accurate" in viability_reason(cas, quality, 0.5, cal)
+    # A proxy right on 99% of the rows it keeps is viable on the same data size.
+    good = Calibration(conf, rng.random(400) < np.where(conf > 0.8, 0.99, 0.6))
+    cas = certify(good, "accuracy", 0.9, 0.05)
+    assert viability_reason(cas, quality, 0.5, good) is None

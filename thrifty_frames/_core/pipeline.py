@@ -302,7 +302,9 @@ class _Run:
                 rep.threshold = threshold.as_dict()
                 rep.achieved = dict(rep.threshold)
                 rep.calibration = self._cal
-                reason = viability_reason(threshold, rep.quality, tr.majority_rate)
+                reason = viability_reason(
+                    threshold, rep.quality, tr.majority_rate, self._cal
+                )
         elif model is not None and tr.cv_accuracy is not None:
             lo, hi = clopper_pearson(round(tr.cv_accuracy * tr.cv_rows), tr.cv_rows)
             rep.quality = {

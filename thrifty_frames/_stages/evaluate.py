@@ -427,28 +427,40 @@ def calibration_of(
 
 
 def viability_reason(
-    cascade: Cascade, quality: dict, majority_rate: float
+    cascade: Cascade,
+    quality: dict,
+    majority_rate: float,
+    cal: Calibration | None = None,
 ) -> str | None:
     """Why the proxy is not worth using, or ``None`` when it is.
 
-    Not viable: its holdout accuracy is not significantly better than always
-    answering the commonest training label (the lower end of the 95% interval
-    does not exceed that rate), or, for an accuracy target, no threshold is
-    certified. The first matters because an overall-accuracy target can be met
-    by keeping a few coin-flip answers (their errors fit in the budget); such a
-    proxy saves little and is not worth trusting.
+    Not viable: for an accuracy target, no threshold is certified; or the
+    answers the cascade would keep (its calibration rows above the
+    thresholds, or all of them without ``cal``) are not significantly more
+    accurate than always answering the commonest training label (the lower
+    end of their 95% interval does not exceed that rate). The second test
+    matters because an overall target can be met by keeping a few coin-flip
+    answers whose errors fit in the budget; such a proxy is not worth
+    trusting. Falling back to the LLM only removes kept rows, so it never
+    weakens the certificate.
     """
-    if quality["rows"] and quality["low"] <= majority_rate:
-        return (
-            f"holdout accuracy {quality['accuracy']:.3f} on {quality['rows']} rows is "
-            f"not significantly better than always answering the commonest label "
-            f"({majority_rate:.3f})"
-        )
     if not cascade.keeps_any:
         return (
             f"no confidence threshold is certified to reach accuracy "
             f"{cascade.target:.2f} on {cascade.calibration_rows} calibration rows "
             f"(holdout accuracy {quality['accuracy']:.3f})"
+        )
+    if cal is not None:
+        kept = cascade.keep(cal.conf, cal.p_yes)
+        n, k = int(kept.sum()), int(cal.correct[kept].sum())
+        what = "the answers it would keep"
+    else:
+        n, k = int(quality["rows"]), round(quality["accuracy"] * quality["rows"])
+        what = "its holdout answers"
+    if n and clopper_pearson(k, n)[0] <= majority_rate:
+        return (
+            f"{what} ({k} of {n} calibration rows right) are not significantly more "
+            f"accurate than always answering the commonest label ({majority_rate:.3f})"
         )
     return None
 

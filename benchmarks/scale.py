@@ -177,6 +177,7 @@ def child_thrifty_frames(spec: dict) -> dict:
     res = df.thrifty.label(
         PROMPT, column="text", llm=llm, embedder=embedder, sample_size=SAMPLE,
         cache_dir=spec["cache_dir"], progress=False, seed=SEED,
+        **({"target": spec["target"]} if "target" in spec else {}),
     )
     wall = time.perf_counter() - t0
     rep = res.report

@@ -58,7 +58,7 @@ def test_imdb_filter_is_the_same_in_every_route(shared_data, double_llm):
     df = pl.read_parquet(shared_data / "imdb.parquet", columns=["text", "label"])
     df = df.sample(ROWS, seed=7)
     llm = gold_double(double_llm, df, lambda g: "yes" if g == "pos" else "no")
-    opts = {"llm": llm, "sample_size": 250, "seed": 3, "progress": False}
+    opts = {"llm": llm, "sample_size": 300, "seed": 3, "target": 0.8, "progress": False}
     routes = every_route(df, "Is this review positive?", None, opts)
     reference = labels_of(routes["pandas"])
     assert routes["pandas"].report.decided_by["proxy"] > 0  # the proxy did decide rows

@@ -43,6 +43,11 @@ class Task:
     fields: tuple[str, ...] = ()
 
     @property
+    def question(self) -> str | None:
+        """The question asked of one text column; None for a template."""
+        return None if self.fields else self.prompt
+
+    @property
     def is_filter(self) -> bool:
         return self.kind == "filter"
 

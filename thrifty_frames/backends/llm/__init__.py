@@ -14,6 +14,13 @@ from .base import (
 )
 
 
+def default_local_llm() -> LLMBackend:
+    """The embedded offline model (SmolLM2-135M-Instruct run in-process)."""
+    from .local import LocalLLM
+
+    return LocalLLM()
+
+
 def resolve_llm(spec: object) -> LLMBackend:
     """Turn the user's ``llm=`` into a backend.
 
@@ -21,8 +28,6 @@ def resolve_llm(spec: object) -> LLMBackend:
     ``LLMBackend`` is used as is; any other callable is wrapped.
     """
     if spec is None:
-        from .local import default_local_llm
-
         return default_local_llm()
     if isinstance(spec, LLMBackend):
         return spec
@@ -30,8 +35,6 @@ def resolve_llm(spec: object) -> LLMBackend:
         if not spec.strip():
             raise InvalidArgumentError("llm must not be an empty string.")
         if spec in ("local", "offline"):
-            from .local import default_local_llm
-
             return default_local_llm()
         from .litellm_backend import LiteLLM
 

@@ -58,6 +58,10 @@ class LabelRequest:
     #: The row's own input (text or rendered template), for backends that need
     #: to shorten it to fit a context window, and for test doubles.
     text: str | None = None
+    #: The task's question when it is asked of one text column (None for a
+    #: multi-column template, whose rendered text holds the question). Lets a
+    #: backend phrase the request its own way, as the small offline model must.
+    question: str | None = None
 
 
 @dataclass

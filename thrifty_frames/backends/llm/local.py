@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import logging
+import math
 import os
 import secrets
 import threading
@@ -51,7 +52,13 @@ _PIP_ENGINE = "pip install xllamacpp"
 
 #: Bumped whenever the way messages are rewritten changes, because it changes
 #: answers and so must change :attr:`LocalLLM.id` (a cache key part).
-_PROMPT_VERSION = 1
+_PROMPT_VERSION = 3
+#: Tokens of the model's first-step distribution read for calibrated choice.
+_TOP_LOGPROBS = 50
+#: Log-probability given to a choice none of whose first tokens is in the top.
+_FLOOR = -30.0
+#: Content-free inputs whose average answer distribution is the model's bias.
+_CONTENT_FREE = ("N/A", "", "[MASK]")
 
 #: Tokens kept free in the context for the chat template and the answer.
 _RESERVED_TOKENS = 64
@@ -170,6 +177,16 @@ class LocalLLM(LLMBackend):
         ``benchmarks/results/offline_llm.md``).
     verbose
         Let llama.cpp print its own log lines to stderr.
+    calibrate
+        Choose the answer by the model's first-token probabilities of the
+        choices, divided by the same probabilities for content-free inputs
+        ("N/A", "", "[MASK]") put in the row's place -- contextual
+        calibration. A model this small leans heavily to one answer whatever
+        the text; removing that lean is what lifts it above chance (measured
+        in ``benchmarks/results/offline_llm.md``). The baseline costs three
+        extra calls per distinct prompt and choice list, once per process.
+        Falls back to the grammar-constrained answer when no choice appears
+        among the top tokens.
 
     Attributes
     ----------
@@ -204,6 +221,7 @@ class LocalLLM(LLMBackend):
         n_threads: int | None = None,
         list_choices: bool = False,
         verbose: bool = False,
+        calibrate: bool = True,
     ) -> None:
         if importlib.util.find_spec("xllamacpp") is None:
             msg = (
@@ -237,8 +255,10 @@ class LocalLLM(LLMBackend):
         self.n_threads = n_threads or max(1, min((os.cpu_count() or 1) - 1, 4))
         self.list_choices = list_choices
         self.verbose = verbose
+        self.calibrate = calibrate
+        self._baselines: dict[tuple, list[float]] = {}
         size = self.model_path.stat().st_size
-        tuning = "l" if list_choices else ""
+        tuning = ("l" if list_choices else "") + ("c" if calibrate else "")
         self.id = f"local/{name}:{size}:ctx{n_ctx}:p{_PROMPT_VERSION}{tuning}"
         self.max_prompt_chars = int((n_ctx - _RESERVED_TOKENS) * _CHARS_PER_TOKEN)
 
@@ -254,6 +274,11 @@ class LocalLLM(LLMBackend):
         return server
 
     def _messages(self, request: LabelRequest) -> list[dict]:
+        if request.question is not None and request.text is not None:
+            # This model answers best to one plain user turn: no system
+            # message, no list of labels (both measured to hurt it).
+            content = f"{request.question}\n\nText: {request.text}"
+            return [{"role": "user", "content": content}]
         messages = [dict(m) for m in request.messages]
         if self.list_choices:
             last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
@@ -300,6 +325,9 @@ class LocalLLM(LLMBackend):
                 "temperature": 0.0,
                 "max_tokens": 64,
             }
+            if self.calibrate:
+                body["logprobs"] = True
+                body["top_logprobs"] = _TOP_LOGPROBS
             with _CALL_LOCK:
                 response = server.handle_chat_completions(body)
             error = response.get("error") if isinstance(response, dict) else None
@@ -313,7 +341,75 @@ class LocalLLM(LLMBackend):
             logger.debug(
                 "prompt of %d tokens too long; retrying at %d chars", used, max_chars
             )
-        return _to_completion(response, request.choices, kept, received)
+        completion = _to_completion(response, request.choices, kept, received)
+        if self.calibrate:
+            scores = _choice_scores(response, request.choices)
+            if max(scores) > _FLOOR:
+                base = self._baseline(server, messages, request)
+                adjusted = [a - b for a, b in zip(scores, base)]
+                best = max(range(len(adjusted)), key=adjusted.__getitem__)
+                completion.text = request.choices[best]
+                completion.meta["calibrated"] = True
+        return completion
+
+    def _baseline(
+        self, server: Any, messages: list[dict], request: LabelRequest
+    ) -> list[float]:
+        """Mean first-token log-probabilities of the choices on content-free input."""
+        text = request.text
+        last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
+        content = messages[last].get("content") or ""
+        if text and text in content:
+            shell = content.replace(text, "\x00")
+        else:
+            shell = None  # the row text cannot be located: use the whole message
+        key = (shell if shell is not None else content, request.choices)
+        cached = self._baselines.get(key)
+        if cached is not None:
+            return cached
+        rows = []
+        for filler in _CONTENT_FREE:
+            probe = [dict(m) for m in messages]
+            probe[last]["content"] = (
+                shell.replace("\x00", filler) if shell is not None else filler
+            )
+            body = {
+                "messages": probe,
+                "grammar": _choice_grammar(request.choices),
+                "temperature": 0.0,
+                "max_tokens": 8,
+                "logprobs": True,
+                "top_logprobs": _TOP_LOGPROBS,
+            }
+            with _CALL_LOCK:
+                response = server.handle_chat_completions(body)
+            rows.append(_choice_scores(response, request.choices))
+        base = [sum(col) / len(col) for col in zip(*rows)]
+        self._baselines[key] = base
+        return base
+
+
+def _choice_scores(response: Any, choices: tuple[str, ...]) -> list[float]:
+    """First-token log-probability of each choice, from the unconstrained top list.
+
+    A top token counts for a choice when, stripped and lower-cased, it is a
+    prefix of that choice and of no other; the probabilities of every such
+    token are added (so "Yes" and "yes" both count for "yes").
+    """
+    try:
+        top = response["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        return [_FLOOR] * len(choices)
+    lowered = [c.lower() for c in choices]
+    probs = [0.0] * len(choices)
+    for entry in top:
+        tok = str(entry.get("token", "")).strip().lower()
+        if not tok:
+            continue
+        owners = [i for i, c in enumerate(lowered) if c.startswith(tok)]
+        if len(owners) == 1:
+            probs[owners[0]] += math.exp(float(entry.get("logprob", _FLOOR)))
+    return [math.log(p) if p > 0 else _FLOOR for p in probs]
 
 
 def _load_server(path: Path, n_ctx: int, n_threads: int, verbose: bool) -> Any:

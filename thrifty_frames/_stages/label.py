@@ -288,7 +288,9 @@ class _Asker:
         raw = pending
         try:
             if raw is None:
-                request = LabelRequest(task.messages(text), task.classes, text)
+                request = LabelRequest(
+                    task.messages(text), task.classes, text, task.question
+                )
                 raw = self.call(request).text
                 answer = parse_answer(raw, task.classes)
                 if answer is not None:
@@ -296,7 +298,9 @@ class _Asker:
                     return answer, OK
             with self.lock:
                 self.stats.retries_corrective += 1
-            request = LabelRequest(task.corrective(text, raw or ""), task.classes, text)
+            request = LabelRequest(
+                task.corrective(text, raw or ""), task.classes, text, task.question
+            )
             try:
                 fixed = self.call(request).text
             except (_Refused, InputRejectedError, TransientBackendError):

@@ -62,6 +62,7 @@ _SAFE_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 _PICKLE_MAGIC = (b"\x80", b"(", b"c", b"]", b"}")
 #: A member larger than this is refused before it is read (a zip bomb guard).
 _MAX_MEMBER_BYTES = 4 * 2**30
+_MAX_MANIFEST_BYTES = 16 * 2**20
 
 
 # -- writing -------------------------------------------------------------------
@@ -201,7 +202,7 @@ class _Source:
         return [p.name for p in self.path.iterdir()]
 
     def read(self, name: str, expected_bytes: int | None) -> bytes:
-        limit = _MAX_MEMBER_BYTES if expected_bytes is None else expected_bytes
+        limit = _MAX_MANIFEST_BYTES if expected_bytes is None else expected_bytes
         try:
             if self.zf is not None:
                 info = self.zf.getinfo(name)
@@ -219,10 +220,14 @@ class _Source:
         except FileNotFoundError:
             raise
         except _SizeError as exc:
+            recorded = (
+                f"the manifest records {expected_bytes}"
+                if expected_bytes is not None
+                else f"a manifest holds at most {_MAX_MANIFEST_BYTES}"
+            )
             msg = (
                 f"proxy file {str(self.path)!r}: member {name!r} holds {exc.size} "
-                f"bytes where the manifest records {expected_bytes}; the file is "
-                "corrupted. Save the proxy again."
+                f"bytes where {recorded}; the file is corrupted. Save the proxy again."
             )
             raise ProxyFileError(msg) from None
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:

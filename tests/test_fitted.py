@@ -8,6 +8,7 @@ what a strong LLM answers on these tasks (see ../shared/data/README.md).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -527,16 +528,19 @@ def test_streaming_sink_parquet_memory_stays_well_under_the_data_size(sst2, tmp_
     table = pa.table({"id": np.arange(n), "text": texts.take(pa.array(idx))})
     in_memory = table.nbytes  # about 380 MiB
     src, dst = tmp_path / "big.parquet", tmp_path / "out.parquet"
-    # Polars' streaming engine reads and buffers whole row groups: 10,000-row
-    # groups (in and out) keep its own buffers small. With 100,000-row groups
-    # its buffering alone grew the process by about 170 MiB on plain
-    # scan -> sink, and by about 320-370 MiB with the proxy, for 1 to 6 million
-    # rows: bounded, but not small next to this file.
+    # Polars' streaming engine reads and buffers whole row groups, and reads
+    # ahead while a slow step (the proxy) holds the line: 10,000-row groups (in
+    # and out) and a read-ahead of 2 row groups keep its own buffers small.
+    # With 100,000-row groups and the default read-ahead its buffering alone
+    # grew the process by about 170 MiB on a plain scan -> sink, and by about
+    # 320-370 MiB with the proxy, for 1 to 6 million rows: bounded, but not
+    # small next to this file. The proxy itself needs about 12 MiB per batch.
     pq.write_table(table, src, row_group_size=10_000)
     del table
     script = textwrap.dedent(STREAM_CHILD)
     res = subprocess.run(
         [sys.executable, "-c", script, str(proxy_path), str(src), str(dst)],
+        env={**os.environ, "POLARS_ROW_GROUP_PREFETCH_SIZE": "2"},
         check=True,
         cwd=ROOT,
         timeout=1800,

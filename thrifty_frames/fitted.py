@@ -715,6 +715,7 @@ class FittedProxy:
         report = Report(
             verb="refit",
             rows=n,
+            distinct_texts=n,
             sample_rows=n,
             llm=cert.get("llm", ""),
             embedder=self.embedder.id,

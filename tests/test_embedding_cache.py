@@ -15,16 +15,22 @@ from thrifty_frames._stages.embed import embed_texts
 from thrifty_frames.backends.embeddings.callable import CallableEmbedder
 from thrifty_frames.embedding_cache import EmbeddingCache
 
+from .conftest import sentiment_rule
 from .test_pandas_frontend import make_reviews
 
 
 def _counting(dim: int = 4, id: str = "count/v1") -> CallableEmbedder:
-    """A cacheable embedder that records every text it is asked to embed."""
+    """A cacheable embedder that records every text it is asked to embed.
+
+    Its first feature is the double's answer, so a proxy on it is viable.
+    """
     seen: list[str] = []
 
     def fn(texts):
         seen.extend(texts)
-        codes = np.array([[hash(t) % 97, len(t)] for t in texts], dtype=np.float32)
+        codes = np.array(
+            [[sentiment_rule(t) == "yes", len(t) % 7] for t in texts], dtype=np.float32
+        )
         return np.tile(codes, (1, dim // 2))
 
     emb = CallableEmbedder(fn, id=id, batch_size=7)

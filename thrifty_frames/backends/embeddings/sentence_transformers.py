@@ -61,9 +61,6 @@ class SentenceTransformerEmbedder(Embedder):
     ``max_chars`` is that window times :data:`CHARS_PER_TOKEN`, so texts past
     it are counted in the report, and handled by ``long_texts``.
 
-    # TODO: count long texts in tokens with the model's tokenizer; the
-    # character estimate misses texts dense in tokens (code, many numbers).
-
     Examples
     --------
     >>> emb = SentenceTransformerEmbedder("all-MiniLM-L6-v2")  # doctest: +SKIP
@@ -103,6 +100,8 @@ class SentenceTransformerEmbedder(Embedder):
             self._describe(self._model)
 
     def _describe(self, model) -> None:
+        # TODO: count long texts in tokens with the model's tokenizer; the
+        # character estimate misses texts dense in tokens (code, many numbers).
         self._dim = int(model.get_sentence_embedding_dimension())
         window = getattr(model, "max_seq_length", None)
         self._max_chars = int(window) * CHARS_PER_TOKEN if window else None

@@ -56,8 +56,8 @@ not monotone in ``t_hi``, and for recall, the candidates are a fixed grid.
 Conformal sets were measured as an alternative for classify (keep a row whose
 split-conformal prediction set holds one class; :func:`conformal_threshold`).
 Their certificate bounds the miscoverage ``P(p_LLM-label < tau)``, which also
-counts rows that would be escalated anyway, so it is never looser than the
-direct bound for thresholds above 0.5, and kept the same or fewer rows in
+counts rows that would be escalated anyway, so for thresholds above 0.5 it
+never keeps more rows than the direct rule; it kept the same or fewer rows in
 ``benchmarks/results/coverage.md``; the direct rule is the one used.
 
 Assumptions

@@ -253,3 +253,13 @@ def test_classify_needs_classes():
     df = make_reviews(5)
     with pytest.raises(InvalidArgumentError, match="classes must be a list"):
         df.thrifty.classify("Which?", classes="ab")
+
+
+def test_all_null_column_makes_no_calls(double_llm):
+    df = pd.DataFrame({"t": pd.Series([None] * 6, dtype="str"), "n": range(6)})
+    llm = double_llm()
+    out = df.thrifty.classify("Which?", ["a", "b"], "t", llm=llm)
+    assert out["label"].isna().all()
+    assert df.thrifty.filter("Is it positive?", "t", llm=llm).empty
+    assert "every text is null" in tf.last_report().notes[0]
+    assert llm.calls == 0

@@ -454,12 +454,6 @@ def test_nulls_in_the_middle_keep_their_rows(reference, double_llm):
     assert out.filter(pl.col("review").is_not_null())["label"].null_count() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="core bug: run_pipeline on an all-null column indexes an empty per-text "
-    "array in _Run._finish (pandas fails the same way); fix belongs in pipeline.py",
-)
 @pytest.mark.parametrize("dtype", [pl.Null, pl.String], ids=["Null", "String"])
 def test_all_null_column(dtype, double_llm):
     df = pl.DataFrame(

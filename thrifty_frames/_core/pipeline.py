@@ -507,7 +507,7 @@ class _Run:
             )
         # Rows with no label at all carry no provenance but "none".
         self.how[self.lab < 0] = 4
-        row_how = np.where(self.valid, self.how[np.maximum(self.codes, 0)], -1)
+        row_how = _per_row(self.how, self.codes, self.valid, -1)
         counts = {d: int((row_how == i).sum()) for i, d in enumerate(DECIDERS)}
         rep.decided_by = counts
         rep.proxy_used = bool(counts["proxy"] + counts["proxy_below_target"])
@@ -532,10 +532,18 @@ def _user_stacklevel() -> int:
     return level
 
 
+def _per_row(per_text: np.ndarray, codes: np.ndarray, valid: np.ndarray, fill):
+    """Spread a per-distinct-text array over rows; ``fill`` where the text is null.
+
+    An all-null column has no distinct texts at all, hence the empty case.
+    """
+    if len(per_text) == 0:
+        return np.full(len(codes), fill, dtype=np.result_type(per_text.dtype, type(fill)))
+    return np.where(valid, per_text[np.maximum(codes, 0)], fill)
+
+
 def _assemble(run: _Run, row_how: np.ndarray, model) -> Result:
-    valid = run.valid
-    safe = np.maximum(run.codes, 0)
-    lab_rows = np.where(valid, run.lab[safe], -1)
+    lab_rows = _per_row(run.lab, run.codes, run.valid, -1)
     has = lab_rows >= 0
     if run.task.is_filter:
         yes = run.task.classes.index("yes")
@@ -548,7 +556,7 @@ def _assemble(run: _Run, row_how: np.ndarray, model) -> Result:
     how = pc.take(
         how_names, pa.array(np.maximum(row_how, 0), type=pa.int32(), mask=row_how < 0)
     )
-    sc = np.where(valid, run.score[safe], np.nan)
+    sc = _per_row(run.score, run.codes, run.valid, np.nan)
     score = pa.array(sc, type=pa.float64(), mask=np.isnan(sc))
     return Result(
         labels, how, score, run.report, run.task.classes, model, run.fit_data

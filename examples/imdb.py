@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--max-llm-calls", type=int, default=None,
                     help="hard cap on LLM calls (sample + escalation)")
     ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--no-target", action="store_true",
+                    help="keep every proxy answer (target=None): no certificate, "
+                    "no escalation")
     ap.add_argument("--llm", default=None, help="litellm model string; default: offline model")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-dir", default=None)
@@ -46,7 +49,8 @@ def main() -> None:
     df = df.sample(n=min(args.rows, len(df)), random_state=args.seed)
     opts = dict(
         column="text", llm=args.llm, sample_size=args.sample_size,
-        max_llm_calls=args.max_llm_calls, target=args.target, seed=args.seed,
+        max_llm_calls=args.max_llm_calls, seed=args.seed,
+        target=None if args.no_target else args.target,
         cache_dir=args.cache_dir,
     )
     if args.llm:

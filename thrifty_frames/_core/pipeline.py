@@ -359,6 +359,9 @@ class _Run:
             )
             logger.info("proxy not viable: %s", reason)
             if opts.fallback == "llm" or model is None:
+                # No proxy answer is kept, so the threshold's figures do not
+                # describe the output; the LLM's answers are the output.
+                rep.achieved = {}
                 self._ask(rest, "fallback")
                 return self._finish(model)
             if threshold is not None and getattr(self, "_cal", None) is not None:

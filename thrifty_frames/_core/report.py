@@ -213,18 +213,27 @@ class Report:
         out.append(
             ("threshold", f"{rule} (keeps {th['kept_share']:.0%} of calibration rows)")
         )
-        a = self.achieved or th
-        verdict = "met" if a["met"] else "NOT met"
-        out.append(
-            (
-                f"achieved {metric}",
-                f"estimate {a['estimate']:.3f} "
-                f"(95% CI {a['low']:.3f}-{a['high']:.3f}); "
-                f">= {a['certified']:.3f} with probability {1 - self.delta:.2f}; "
-                f"target {verdict} (rows decided by the cascade, "
-                f"{th['calibration_rows']} calibration rows)",
+        if self.viable is False and not self.proxy_used:
+            # The threshold's figures do not describe an output the proxy
+            # took no part in.
+            none = self.decided_by.get("none", 0)
+            text = "proxy not used: every label is the LLM's own"
+            if none:
+                text += f"; {none:,} rows got no label"
+            out.append((f"achieved {metric}", text))
+        else:
+            a = self.achieved or th
+            verdict = "met" if a["met"] else "NOT met"
+            out.append(
+                (
+                    f"achieved {metric}",
+                    f"estimate {a['estimate']:.3f} "
+                    f"(95% CI {a['low']:.3f}-{a['high']:.3f}); "
+                    f">= {a['certified']:.3f} with probability {1 - self.delta:.2f}; "
+                    f"target {verdict} (rows decided by the cascade, "
+                    f"{th['calibration_rows']} calibration rows)",
+                )
             )
-        )
         b = self.below_target
         if b:
             acc = "-" if b["accuracy"] is None else f"{b['accuracy']:.3f}"

@@ -21,7 +21,6 @@ from .api import classify, filter_mask, label
 from .backends.embeddings.base import Embedder
 from .backends.llm.base import Completion, LabelRequest, LLMBackend
 from .config import Options
-from .fitted import FittedProxy, load
 from .exceptions import (
     BackendError,
     BudgetExceededError,
@@ -40,6 +39,7 @@ from .exceptions import (
     ThriftyWarning,
     UnparseableAnswerWarning,
 )
+from .fitted import FittedProxy, load
 
 logging.getLogger("thrifty_frames").addHandler(logging.NullHandler())
 

@@ -109,9 +109,9 @@ def render_template(template: str, values: Mapping[str, pa.Array]) -> pa.Array:
             arr = pc.cast(arr, pa.string()) if not pa.types.is_dictionary(arr.type) else pc.cast(arr, pa.string())
         cols.append(arr.to_pylist())
     out: list[str | None] = []
-    for row in zip(*cols):
+    for row in zip(*cols, strict=True):
         if all(v is None for v in row):
             out.append(None)
             continue
-        out.append(template.format(**{n: ("" if v is None else v) for n, v in zip(names, row)}))
+        out.append(template.format(**{n: ("" if v is None else v) for n, v in zip(names, row, strict=True)}))
     return pa.array(out, type=pa.string())

@@ -16,17 +16,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..backends.embeddings import resolve_embedder
-from ..backends.llm import resolve_llm
-from ..cache import LabelCache, default_cache_dir
-from ..config import Options
-from ..exceptions import (
-    BudgetExceededWarning,
-    InvalidArgumentError,
-    LLMCallFailedWarning,
-    ProxyNotViableWarning,
-    UnparseableAnswerWarning,
-)
 from .._stages import label as lab
 from .._stages.embed import EmbedStats, PrecomputedVectors, embed_texts
 from .._stages.evaluate import (
@@ -39,6 +28,17 @@ from .._stages.evaluate import (
 )
 from .._stages.sample import draw_sample
 from .._stages.train import predict_proba, train_proxy
+from ..backends.embeddings import resolve_embedder
+from ..backends.llm import resolve_llm
+from ..cache import LabelCache, default_cache_dir
+from ..config import Options
+from ..exceptions import (
+    BudgetExceededWarning,
+    InvalidArgumentError,
+    LLMCallFailedWarning,
+    ProxyNotViableWarning,
+    UnparseableAnswerWarning,
+)
 from .report import Report
 from .task import Task
 
@@ -167,7 +167,7 @@ class _Run:
             texts, self.task, self.llm, self.cache, self.budget, self.settings, desc=stage
         )
         self.stats.add(stats)
-        for c, label, outcome in zip(codes, labels, outcomes):
+        for c, label, outcome in zip(codes, labels, outcomes, strict=True):
             self.outcome[int(c)] = outcome
             if label is not None:
                 self.lab[c] = self.class_index[label]

@@ -7,13 +7,13 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from ..config import Options, make_options
-from ..exceptions import ColumnNotFoundError, EmptyInputError, InvalidArgumentError
-from .._core.inputs import as_string_array, check_fields, pick_column, render_template
 from .._core.estimate import Estimate, estimate_run
+from .._core.inputs import as_string_array, check_fields, pick_column, render_template
 from .._core.pipeline import Result, run_pipeline
 from .._core.reports import record
 from .._core.task import Task, make_task
+from ..config import Options, make_options
+from ..exceptions import ColumnNotFoundError, EmptyInputError, InvalidArgumentError
 
 
 class FrameAdapter(Protocol):

@@ -13,13 +13,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from ..exceptions import ColumnTypeError
+from .._core.estimate import Estimate
 from .._core.pipeline import Result
 from .._core.task import make_task
 from ..config import make_options
-from ..exceptions import EmptyInputError, InvalidArgumentError
+from ..exceptions import ColumnTypeError, EmptyInputError, InvalidArgumentError
 from ..fitted import FittedProxy, fit_texts
-from .._core.estimate import Estimate
 from ._common import check_into, run_estimate, run_verb, texts_for
 
 
@@ -51,7 +50,7 @@ class _PandasFrame:
         if isinstance(dt, pd.ArrowDtype):
             t = dt.pyarrow_dtype
             return pa.types.is_string(t) or pa.types.is_large_string(t)
-        if dt == object:
+        if pd.api.types.is_object_dtype(dt):
             sample = s.dropna().head(100)
             return len(sample) == 0 or all(isinstance(v, str) for v in sample)
         return False

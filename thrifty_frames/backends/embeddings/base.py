@@ -7,12 +7,11 @@ float32) or sparse (``scipy.sparse.csr_matrix``), one row per text, in order.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Union
 
 import numpy as np
 import scipy.sparse as sp
 
-Matrix = Union[np.ndarray, sp.csr_matrix]
+Matrix = np.ndarray | sp.csr_matrix
 
 
 class Embedder(ABC):

@@ -347,7 +347,7 @@ class LocalLLM(LLMBackend):
             scores = _choice_scores(response, request.choices)
             if max(scores) > _FLOOR:
                 base = self._baseline(server, messages, request)
-                adjusted = [a - b for a, b in zip(scores, base)]
+                adjusted = [a - b for a, b in zip(scores, base, strict=True)]
                 best = max(range(len(adjusted)), key=adjusted.__getitem__)
                 completion.text = request.choices[best]
                 completion.meta["calibrated"] = True
@@ -380,7 +380,7 @@ class LocalLLM(LLMBackend):
             with _CALL_LOCK:
                 response = server.handle_chat_completions(body)
             rows.append(_choice_scores(response, request.choices))
-        base = [sum(col) / len(col) for col in zip(*rows)]
+        base = [sum(col) / len(col) for col in zip(*rows, strict=True)]
         self._baselines[key] = base
         return base
 

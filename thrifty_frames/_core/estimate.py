@@ -10,7 +10,6 @@ LLM) is given next to it.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -24,6 +23,7 @@ from ..backends.llm import resolve_llm
 from ..cache import LabelCache
 from ..config import Options
 from ..exceptions import InvalidArgumentError
+from .report import render_html, render_text
 from .task import Task
 
 #: Assumed share of the not-sampled distinct inputs that the cascade sends to
@@ -117,18 +117,10 @@ class Estimate:
         ] + [("note", n) for n in self.notes]
 
     def __str__(self) -> str:
-        lines = self._lines()
-        width = max(len(k) for k, _ in lines)
-        head = "thrifty-frames estimate (no LLM was called)"
-        return "\n".join([head] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
+        return render_text("thrifty-frames estimate (no LLM was called)", self._lines())
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-            for k, v in self._lines()
-        )
-        return f"<table><caption>thrifty-frames estimate</caption>{rows}</table>"
+        return render_html("thrifty-frames estimate", self._lines())
 
 
 def _share(value: object) -> float:

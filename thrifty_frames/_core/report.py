@@ -249,21 +249,10 @@ class Report:
         return out
 
     def __str__(self) -> str:
-        lines = self._lines()
-        width = max(len(k) for k, _ in lines)
-        head = f"thrifty-frames report: {self.verb}"
-        return "\n".join([head] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
+        return render_text(f"thrifty-frames report: {self.verb}", self._lines())
 
     def _repr_html_(self) -> str:
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
-            f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
-            for k, v in self._lines()
-        )
-        return (
-            f"<table><caption>thrifty-frames report: {html.escape(self.verb)}"
-            f"</caption>{rows}</table>"
-        )
+        return render_html(f"thrifty-frames report: {self.verb}", self._lines())
 
     # -- plotting ------------------------------------------------------------
     def plot(self):
@@ -347,3 +336,19 @@ class Report:
         ax2.legend(fontsize="small")
         fig.tight_layout()
         return fig
+
+
+def render_text(head: str, lines: list[tuple[str, str]]) -> str:
+    """A heading and aligned ``name  value`` lines, as reports print."""
+    width = max(len(k) for k, _ in lines)
+    return "\n".join([head] + [f"  {k.ljust(width)}  {v}" for k, v in lines])
+
+
+def render_html(caption: str, lines: list[tuple[str, str]]) -> str:
+    """The same lines as a small HTML table for notebooks."""
+    rows = "".join(
+        f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+        f"<td style='text-align:left'>{html.escape(v)}</td></tr>"
+        for k, v in lines
+    )
+    return f"<table><caption>{html.escape(caption)}</caption>{rows}</table>"

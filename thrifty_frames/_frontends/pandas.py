@@ -79,6 +79,17 @@ def _bool_mask(result: Result) -> np.ndarray:
     return result.labels.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
 
 
+def _with_labels(
+    df: pd.DataFrame, values, result: Result, into: str, provenance: bool
+) -> pd.DataFrame:
+    """``df`` with the label column ``into`` and, on request, its provenance."""
+    new = {into: pd.Series(values, index=df.index)}
+    if provenance:
+        for k, v in _provenance_columns(result, f"{into}_").items():
+            new[k] = pd.Series(v.to_numpy(), index=df.index)
+    return df.assign(**new)
+
+
 def _provenance_columns(result: Result, prefix: str) -> dict[str, pd.Series]:
     return {
         f"{prefix}decided_by": result.decided_by.to_pandas(),
@@ -153,11 +164,7 @@ class ThriftyAccessor:
         values = pd.Categorical(
             result.labels.to_numpy(zero_copy_only=False), categories=list(result.classes)
         )
-        new = {into: pd.Series(values, index=self._df.index)}
-        if provenance:
-            for k, v in _provenance_columns(result, f"{into}_").items():
-                new[k] = pd.Series(v.to_numpy(), index=self._df.index)
-        return self._df.assign(**new)
+        return _with_labels(self._df, values, result, into, provenance)
 
     def label(
         self,
@@ -266,8 +273,4 @@ class ThriftyAccessor:
             values = pd.Categorical(
                 result.labels.to_numpy(zero_copy_only=False), categories=list(result.classes)
             )
-        new = {into: pd.Series(values, index=self._df.index)}
-        if provenance:
-            for k, v in _provenance_columns(result, f"{into}_").items():
-                new[k] = pd.Series(v.to_numpy(), index=self._df.index)
-        return self._df.assign(**new)
+        return _with_labels(self._df, values, result, into, provenance)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ._core.inputs import as_string_array
+from ._core.inputs import as_text_array
 from ._core.pipeline import Result, run_pipeline
 from ._core.reports import record
 from ._core.task import make_task
@@ -21,7 +21,7 @@ from .exceptions import EmptyInputError
 
 def _texts(texts: Any) -> pa.Array:
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(texts)
-    arr = as_string_array(arr, "texts", str(arr.type))
+    arr = as_text_array(arr, "texts", str(arr.type))
     if len(arr) == 0:
         raise EmptyInputError("texts is empty (0 rows); there is nothing to label.")
     return arr

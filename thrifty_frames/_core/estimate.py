@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .._stages.label import cache_key
 from .._stages.sample import draw_sample
@@ -23,6 +22,7 @@ from ..backends.llm import resolve_llm
 from ..cache import LabelCache
 from ..config import Options
 from ..exceptions import InvalidArgumentError
+from .distinct import DistinctTexts
 from .report import render_html, render_text
 from .task import Task
 
@@ -138,19 +138,15 @@ def estimate_run(
     texts: pa.Array, task: Task, opts: Options, escalation_share: float | None = None
 ) -> Estimate:
     """Predict what :func:`~thrifty_frames._core.pipeline.run_pipeline` would spend."""
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    enc = pc.dictionary_encode(texts)
-    valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
-    codes = enc.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    dictionary = enc.dictionary
+    distinct = DistinctTexts(texts)
+    valid, codes = distinct.valid, distinct.codes
     valid_rows = np.flatnonzero(valid)
     backend = resolve_llm(opts.llm)
     est = Estimate(
         llm=backend.id,
         rows=len(texts),
         null_rows=int((~valid).sum()),
-        distinct_texts=len(dictionary),
+        distinct_texts=distinct.n_distinct,
     )
     if len(valid_rows) == 0:
         est.notes.append("every text is null: nothing would be sent to the LLM")
@@ -158,7 +154,7 @@ def estimate_run(
 
     sample_rows = draw_sample(valid_rows, opts.sample_size, opts.seed)
     est.sample_rows = len(sample_rows)
-    present = np.zeros(len(dictionary), dtype=bool)
+    present = np.zeros(distinct.n_distinct, dtype=bool)
     present[codes[valid_rows]] = True
     sample_codes = np.array(
         list(dict.fromkeys(codes[sample_rows].tolist())), dtype=np.int64
@@ -167,7 +163,7 @@ def estimate_run(
     rest_codes = np.flatnonzero(present)
 
     def strings(c: np.ndarray) -> list[str]:
-        return dictionary.take(pa.array(c, type=pa.int64())).to_pylist()
+        return distinct.strings(c)
 
     cache = LabelCache(opts.cache_dir)
     try:

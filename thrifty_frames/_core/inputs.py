@@ -45,6 +45,22 @@ def as_string_array(arr: pa.Array | pa.ChunkedArray, column: str, dtype_name: st
     return arr
 
 
+def as_text_array(
+    arr: pa.Array | pa.ChunkedArray, column: str, dtype_name: str
+) -> pa.Array | pa.ChunkedArray:
+    """The column as the pipeline reads it, or an error naming the column and dtype.
+
+    String, large string and string view arrays, chunked or not, are passed on
+    as they are: the pipeline reads them in place, so a large column is not
+    copied. Dictionaries (categorical, enum) are decoded to strings.
+    """
+    if not is_text_type(arr.type):
+        raise not_text_error(column, dtype_name)
+    if pa.types.is_dictionary(arr.type):
+        return as_string_array(arr, column, dtype_name)
+    return arr
+
+
 def pick_column(
     columns: Sequence[str],
     column: str | None,

@@ -39,6 +39,8 @@ from ..exceptions import (
     ProxyNotViableWarning,
     UnparseableAnswerWarning,
 )
+from .distinct import DistinctTexts
+from .progress import make_bar
 from .report import Report
 from .task import Task
 
@@ -46,6 +48,8 @@ logger = logging.getLogger("thrifty_frames")
 
 # Provenance codes, per row.
 DECIDERS = ("llm", "cache", "proxy", "proxy_below_target", "none")
+# What asking the LLM about one distinct text came to (see _stages.label).
+_OUTCOMES = (lab.OK, lab.CACHED, lab.UNPARSEABLE, lab.FAILED, lab.SKIPPED)
 
 
 @dataclass
@@ -100,24 +104,20 @@ class _Run:
         self.opts = opts
         self.fit_only = fit_only
         self.fit_data: dict | None = None
-        if pa.types.is_large_string(texts.type) or pa.types.is_string_view(texts.type):
-            texts = texts.cast(pa.string())
-        enc = pc.dictionary_encode(texts)
-        if isinstance(enc, pa.ChunkedArray):
-            enc = enc.combine_chunks()
-        self.valid = enc.indices.is_valid().to_numpy(zero_copy_only=False)
-        codes = enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
-        self.codes = np.where(self.valid, codes, -1).astype(np.int64)
-        # Distinct texts stay in Arrow; Python strings are made a chunk at a time
-        # (see _texts), so memory does not hold every row as a Python object.
-        self.dictionary: pa.Array = enc.dictionary
-        n_u = len(self.dictionary)
+        # Distinct texts are found without copying the column; a distinct text
+        # is its first row, read a chunk at a time (see _texts), so memory does
+        # not hold a second copy of the column nor every row as a Python object.
+        self.distinct = DistinctTexts(texts)
+        self.valid = self.distinct.valid
+        self.codes = self.distinct.codes
+        n_u = self.distinct.n_distinct
         # Per distinct text: label index into task.classes (-1 none), how decided.
         self.lab = np.full(n_u, -1, dtype=np.int64)
         self.how = np.full(n_u, 4, dtype=np.int8)  # index into DECIDERS
         self.score = np.full(n_u, np.nan, dtype=np.float64)
-        # Last labeling outcome per distinct text asked about (see _stages.label).
-        self.outcome: dict[int, str] = {}
+        # Last labeling outcome per distinct text (index into _OUTCOMES; -1 not
+        # asked), an array rather than a dict so it stays small for many rows.
+        self.outcome = np.full(n_u, -1, dtype=np.int8)
         self.llm = resolve_llm(opts.llm)
         self.embedder = resolve_embedder(opts.embedder)
         self.vectors = None
@@ -158,28 +158,50 @@ class _Run:
 
     # -- stages ----------------------------------------------------------------
     def _ask(self, codes: np.ndarray, stage: str) -> None:
-        """Label distinct texts ``codes`` with the LLM (in the given order)."""
+        """Label distinct texts ``codes`` with the LLM (in the given order).
+
+        The texts are handed to the label stage ``chunk_size`` at a time, so
+        the strings, messages and cache keys of only one chunk are in memory
+        however many rows are asked about; a cap stops the run within the
+        chunk it is reached in and the later chunks make no calls.
+        """
         codes = np.asarray(codes, dtype=np.int64)
         if len(codes) == 0:
             return
-        texts = self._texts(codes)
-        labels, outcomes, stats = lab.label_distinct(
-            texts, self.task, self.llm, self.cache, self.budget, self.settings, desc=stage
-        )
-        self.stats.add(stats)
-        for c, label, outcome in zip(codes, labels, outcomes, strict=True):
-            self.outcome[int(c)] = outcome
-            if label is not None:
-                self.lab[c] = self.class_index[label]
-                self.how[c] = 0 if outcome == lab.OK else 1
-        self._time(stage, stats.seconds)
+        step = self.opts.chunk_size
+        bar = make_bar(len(codes), self.opts.progress, stage) if len(codes) > step else None
+        total = lab.LabelStats()
+        try:
+            for start in range(0, len(codes), step):
+                part = codes[start : start + step]
+                labels, outcomes, stats = lab.label_distinct(
+                    self._texts(part),
+                    self.task,
+                    self.llm,
+                    self.cache,
+                    self.budget,
+                    self.settings,
+                    desc=stage,
+                    bar=bar,
+                )
+                self.stats.add(stats)
+                total.add(stats)
+                self.outcome[part] = [_OUTCOMES.index(o) for o in outcomes]
+                for c, label, outcome in zip(part, labels, outcomes, strict=True):
+                    if label is not None:
+                        self.lab[c] = self.class_index[label]
+                        self.how[c] = 0 if outcome == lab.OK else 1
+                self._time(stage, stats.seconds)
+        finally:
+            if bar is not None:
+                bar.close()
         logger.info(
             "%s: %d distinct inputs, %d LLM calls, %d cache hits, %d unanswered",
             stage,
             len(codes),
-            stats.llm_calls,
-            stats.cache_hits,
-            stats.unparseable + stats.failed + stats.over_budget,
+            total.llm_calls,
+            total.cache_hits,
+            total.unparseable + total.failed + total.over_budget,
         )
 
     def _time(self, stage: str, seconds: float) -> None:
@@ -187,7 +209,7 @@ class _Run:
 
     def _texts(self, codes: np.ndarray) -> list[str]:
         """The distinct texts ``codes`` as Python strings."""
-        return self.dictionary.take(pa.array(codes, type=pa.int64())).to_pylist()
+        return self.distinct.strings(codes)
 
     def _use_vectors(self, vectors, column: str) -> None:
         """Read vectors from the ``embeddings=`` column instead of an embedder."""
@@ -199,9 +221,7 @@ class _Run:
             raise InvalidArgumentError(msg)
         self.vectors = PrecomputedVectors(vectors, column, needed=self.valid)
         # Rows sharing a text share a vector: the first such row's is used.
-        valid_rows = np.flatnonzero(self.valid)
-        self.first_row = np.full(len(self.dictionary), -1, dtype=np.int64)
-        self.first_row[self.codes[valid_rows[::-1]]] = valid_rows[::-1]
+        self.first_row = self.distinct.first_row
 
     def _embed(self, codes: np.ndarray):
         """Vectors of distinct texts ``codes`` (callers pass one chunk at a time)."""
@@ -218,7 +238,7 @@ class _Run:
             if len(st.long):
                 if not hasattr(self, "_row_counts"):
                     self._row_counts = np.bincount(
-                        self.codes[self.valid], minlength=len(self.dictionary)
+                        self.codes[self.valid], minlength=self.distinct.n_distinct
                     )
                 self.long_rows += int(self._row_counts[codes[st.long]].sum())
         self.embed_stats.add(st)
@@ -242,7 +262,7 @@ class _Run:
         logger.info("sample: %d of %d non-null rows", len(sample_rows), len(valid_rows))
 
         # Codes index the dictionary, so a presence mask replaces sorting 1M codes.
-        present = np.zeros(len(self.dictionary), dtype=bool)
+        present = np.zeros(self.distinct.n_distinct, dtype=bool)
         present[self.codes[valid_rows]] = True
         all_distinct = np.flatnonzero(present)
         if len(sample_rows) >= len(valid_rows):
@@ -483,10 +503,10 @@ class _Run:
         rep.cost = st.cost
         # An input asked about in two stages (sampled, then escalated) counts once,
         # by its last outcome.
-        final = list(self.outcome.values())
-        rep.unparseable = final.count(lab.UNPARSEABLE)
-        rep.failed = final.count(lab.FAILED)
-        rep.over_budget = final.count(lab.SKIPPED)
+        final = np.bincount(self.outcome[self.outcome >= 0], minlength=len(_OUTCOMES))
+        rep.unparseable = int(final[_OUTCOMES.index(lab.UNPARSEABLE)])
+        rep.failed = int(final[_OUTCOMES.index(lab.FAILED)])
+        rep.over_budget = int(final[_OUTCOMES.index(lab.SKIPPED)])
         self._warn_unanswered()
         # Rows whose text was longer than the embedder's window (cut or pooled).
         rep.truncated_texts = self.long_rows

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from .._core.estimate import Estimate, estimate_run
-from .._core.inputs import as_string_array, check_fields, pick_column, render_template
+from .._core.inputs import as_text_array, check_fields, pick_column, render_template
 from .._core.pipeline import Result, run_pipeline
 from .._core.reports import record
 from .._core.task import Task, make_task
@@ -38,7 +38,7 @@ def texts_for(adapter: FrameAdapter, task: Task, column: str | None) -> pa.Array
     if task.fields:
         return render_template(task.prompt, {f: adapter.arrow(f) for f in task.fields})
     name = pick_column(adapter.columns, column, adapter.is_text)
-    return as_string_array(adapter.arrow(name), name, adapter.dtype_name(name))
+    return as_text_array(adapter.arrow(name), name, adapter.dtype_name(name))
 
 
 def run_verb(

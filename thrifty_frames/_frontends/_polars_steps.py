@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from .._core.inputs import as_string_array, check_fields, render_template
+from .._core.inputs import as_text_array, check_fields, render_template
 from .._core.pipeline import Result
 from .._core.task import Task
 from ..config import Options
@@ -53,7 +53,7 @@ def series_texts(s: pl.Series, task: Task) -> pa.Array:
     """The text per row: the series itself, or the template over its struct fields."""
     fields = task.fields
     if not fields:
-        return as_string_array(to_arrow(s), s.name, str(s.dtype))
+        return as_text_array(to_arrow(s), s.name, str(s.dtype))
     if not isinstance(s.dtype, pl.Struct):
         msg = (
             f"the prompt is a template with placeholders "

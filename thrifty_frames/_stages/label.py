@@ -338,6 +338,7 @@ def label_distinct(
     settings: LabelSettings,
     *,
     desc: str = "labeling",
+    bar=None,
 ) -> tuple[list[str | None], list[str], LabelStats]:
     """Label each distinct input once.
 
@@ -346,6 +347,10 @@ def label_distinct(
     texts
         Distinct inputs (what goes into the user message), in priority order:
         when a cap stops the run, the earlier ones have been asked.
+    bar
+        A progress bar shared by several calls (one per chunk), counting
+        inputs: cache hits and answers both advance it, and it is left open.
+        None: this call makes its own bar over the inputs it must ask.
 
     Returns
     -------
@@ -369,6 +374,9 @@ def label_distinct(
             stats.cache_hits += 1
             labels[i] = rec.get("label")
             outcomes[i] = CACHED if labels[i] is not None else UNPARSEABLE
+    own_bar = bar is None
+    if not own_bar:
+        bar.update(stats.cache_hits)
     if todo and not _exhausted(budget):
         asker = _Asker(task, backend, cache, budget, settings, stats)
 
@@ -376,12 +384,14 @@ def label_distinct(
             i, pending = item
             labels[i], outcomes[i] = asker.ask(texts[i], keys[i], pending)
 
-        bar = _progress(len(todo), settings.progress, desc)
+        if own_bar:
+            bar = _progress(len(todo), settings.progress, desc)
         try:
             workers = max(1, int(backend.max_concurrency))
             _run_all(todo, one, workers, budget, bar, asker.stop)
         finally:
-            bar.close()
+            if own_bar:
+                bar.close()
     stats.unparseable = outcomes.count(UNPARSEABLE)
     stats.failed = outcomes.count(FAILED)
     stats.over_budget = outcomes.count(SKIPPED)

@@ -136,12 +136,15 @@ def test_second_pipeline_run_reads_every_vector_from_the_cache(tmp_path, double_
     first = df.thrifty.label("Is it positive?", llm=double_llm(), **kw)
     n_first = len(emb.seen)
     assert n_first == 300
+    assert (first.report.embedded_texts, first.report.embedding_cache_hits) == (300, 0)
     emb.seen.clear()
     with caplog.at_level("INFO", logger="thrifty_frames"):
         second = df.thrifty.label("Is it positive?", llm=double_llm(), **kw)
     assert emb.seen == []  # every vector came from the cache
     assert second.labels.to_pylist() == first.labels.to_pylist()
     assert second.report.cache_hits == 100  # and every label from the label cache
+    assert (second.report.embedded_texts, second.report.embedding_cache_hits) == (0, 300)
+    assert "0 (embedding cache hits 300)" in str(second.report)
     assert "embedding cache: 300 of 300 distinct inputs found, 0 written" in caplog.text
     # The store is one index and one shard of 300 rows x 8 float32.
     folder = next((tmp_path / "embeddings").iterdir())

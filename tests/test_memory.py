@@ -105,3 +105,55 @@ def test_million_rows_through_a_fitted_proxy_under_a_memory_ceiling():
     assert peak < CEILING, f"traced peak {peak / 2**20:.0f} MiB"
     assert len(labels) == ROWS
     assert labels.to_numpy(zero_copy_only=False).sum() == ROWS // 2
+
+
+def _half_informative(texts: list[str]) -> np.ndarray:
+    """Odd or even is plain on three rows in four; every fourth row says nothing."""
+    v = np.fromiter((int(t[4:]) for t in texts), dtype=np.int64, count=len(texts))
+    out = np.zeros((len(texts), 2), dtype=np.float32)
+    out[:, 0] = np.where((v // 2) % 4 == 0, 0.0, (v % 2) * 2.0 - 1.0)
+    out[:, 1] = 1.0
+    return out
+
+
+def test_escalated_rows_reach_the_label_stage_a_chunk_at_a_time(monkeypatch):
+    """However many rows the cascade escalates, the label stage builds texts,
+    messages and cache keys for one chunk at a time; a cap still stops the
+    run after exactly that many calls."""
+    import thrifty_frames._stages.label as lab
+
+    sizes: list[int] = []
+    real = lab.label_distinct
+
+    def spy(texts, *args, **kwargs):
+        sizes.append(len(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(lab, "label_distinct", spy)
+    texts = _texts(12_000)
+    embedder = CallableEmbedder(_half_informative, id="half/v1")
+    opts = dict(embedder=embedder, sample_size=400, cache_dir=False,
+                progress=False, chunk_size=1_000)
+    task = make_task("filter", "Is the row number odd?", None)
+
+    llm = RuleLLMDouble(_odd_rule, record=False)
+    result = run_pipeline(texts, task, make_options(llm=llm, **opts), "filter")
+    rep = result.report
+    escalated = llm.calls - 400
+    # The uninformative quarter of the unsampled rows is escalated, no more.
+    assert 2_500 < escalated < 3_100
+    assert rep.decided_by["proxy"] == 12_000 - llm.calls
+    assert sizes[0] == 400 and max(sizes[1:]) == 1_000 and sum(sizes) == llm.calls
+    assert len(sizes) == 1 + -(-escalated // 1_000)
+    labels = result.labels.to_numpy(zero_copy_only=False)
+    assert labels.sum() == 6_000  # every row right: the kept ones and the asked ones
+
+    sizes.clear()
+    capped = RuleLLMDouble(_odd_rule, record=False)
+    with pytest.warns(Warning):
+        result = run_pipeline(
+            texts, task, make_options(llm=capped, max_llm_calls=1_500, **opts), "filter"
+        )
+    assert capped.calls == 1_500
+    assert result.report.over_budget == llm.calls - 1_500
+    assert result.report.decided_by["proxy_below_target"] == llm.calls - 1_500

@@ -510,6 +510,10 @@ class _Run:
         self._warn_unanswered()
         # Rows whose text was longer than the embedder's window (cut or pooled).
         rep.truncated_texts = self.long_rows
+        # Distinct texts whose vectors were computed, and those read from the
+        # embedding cache instead (precomputed vectors count as neither).
+        rep.embedded_texts = self.embed_stats.embedded
+        rep.embedding_cache_hits = self.embed_stats.cache_hits
         if self.vec_cache is not None:
             es = self.embed_stats
             logger.info(

@@ -67,6 +67,13 @@ class Report:
         (estimate and 95% interval).
     calibration
         The calibration rows' scores (small arrays), for :meth:`plot`.
+    truncated_texts
+        Rows whose text was longer than the embedder's window (cut or pooled,
+        per ``long_texts``).
+    embedded_texts, embedding_cache_hits
+        Embedder inputs computed in this run, and those read from the
+        embedding cache instead (a pooled long text counts once per piece;
+        precomputed ``embeddings=`` vectors count as neither).
     seconds
         Wall time per stage.
     """
@@ -101,6 +108,8 @@ class Report:
     calibration: Any = field(default=None, repr=False)
     decided_by: dict = field(default_factory=dict)
     truncated_texts: int = 0
+    embedded_texts: int = 0
+    embedding_cache_hits: int = 0
     seconds: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
 
@@ -149,6 +158,11 @@ class Report:
             ),
             ("LLM", self.llm),
             ("embedder", self.embedder),
+            (
+                "texts embedded",
+                f"{self.embedded_texts:,} (embedding cache hits "
+                f"{self.embedding_cache_hits:,})",
+            ),
             ("sampled for the LLM", f"{self.sample_rows:,} rows"),
             (
                 "LLM calls made",

@@ -38,8 +38,10 @@ class RuleLLMDouble(LLMBackend):
         max_concurrency: int = 1,
         fail_after: int | None = None,
         cost_per_call: float = 0.0,
+        record: bool = True,
     ) -> None:
         self.rule = rule
+        self.record = record
         self.id = id
         self.max_concurrency = max_concurrency
         self.fail_after = fail_after
@@ -52,7 +54,8 @@ class RuleLLMDouble(LLMBackend):
         with self._lock:
             self.calls += 1
             n = self.calls
-            self.seen.append(request.text or "")
+            if self.record:  # memory measurements turn the record off
+                self.seen.append(request.text or "")
         if self.fail_after is not None and n >= self.fail_after:
             raise KeyboardInterrupt
         return Completion(

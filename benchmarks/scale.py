@@ -166,7 +166,9 @@ def child_thrifty_frames(spec: dict) -> dict:
         register_gold_provider(gold)
         llm = "gold/replay"
     else:
-        llm = RuleLLMDouble(lambda t: "yes" if gold.get(t) else "no", id="double/gold-replay")
+        llm = RuleLLMDouble(
+            lambda t: "yes" if gold.get(t) else "no", id="double/gold-replay", record=False
+        )
     embedder = (
         None
         if spec["embedder"] == "hashing"
@@ -320,6 +322,8 @@ def main() -> None:
     ap.add_argument("--throughput-rows-hashing", type=int, default=5_000,
                     help="distinct texts for (c) with the slower default embedder")
     ap.add_argument("--thrifty-ml-python", default=None)
+    ap.add_argument("--embedders", default="hashing,hashproj256",
+                    help="embedders for (a)/(b), comma-separated")
     ap.add_argument("--parts", default="abc,d",
                     help="abc: (a)-(c); d: thrifty-ml side by side; each saves its JSON")
     ap.add_argument("--out", default=str(RESULTS / "scale.md"))
@@ -339,7 +343,7 @@ def main() -> None:
         load_rows(n).to_parquet(data[n])
     parts = set(args.parts.split(","))
     try:
-        for emb in ("hashing", "hashproj256") if "abc" in parts else ():
+        for emb in args.embedders.split(",") if "abc" in parts else ():
             cache = str(work / f"cache-{emb}")
             print(f"(a)/(b) {emb}", flush=True)
             res[emb, "cold"] = run_child(py, "thrifty_frames", data=data[args.rows], embedder=emb,

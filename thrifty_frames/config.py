@@ -93,7 +93,11 @@ class Options:
     progress
         Progress bars: ``None`` shows them on a terminal or in a notebook.
     chunk_size
-        Distinct texts embedded and predicted at a time.
+        Distinct texts embedded and predicted at a time, and escalated rows
+        handed to the LLM stage at a time. Memory beyond the column itself is
+        one chunk's vectors and working set plus about 60 bytes a row, so a
+        smaller chunk lowers the peak (the default embedder's word and
+        character n-grams of 8,192 long reviews take a few hundred MiB).
     """
 
     llm: Any = None

@@ -24,8 +24,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-#: Rows hashed, compared or converted at a time.
+#: Rows hashed, compared or converted at a time: at most this many, and
+#: fewer for long texts, so that one slice holds about SLICE_BYTES of text.
 SLICE_ROWS = 65_536
+SLICE_BYTES = 8 * 2**20
 _SEEDS = (0x9E3779B97F4A7C15 % 2**63, 0x2545F4914F6CDD1D)
 
 
@@ -45,9 +47,10 @@ class DistinctTexts:
         self.first_row = np.zeros(0, dtype=np.int64)
         if n == 0 or pa.types.is_null(texts.type):
             return
+        step = self._step = _slice_rows(texts)
         keys = np.empty((n, 2), dtype=np.uint64)
-        for start in range(0, n, SLICE_ROWS):
-            part = texts.slice(start, SLICE_ROWS)
+        for start in range(0, n, step):
+            part = texts.slice(start, step)
             stop = start + len(part)
             self.valid[start:stop] = _valid(part)
             s = _series(part)
@@ -89,14 +92,20 @@ class DistinctTexts:
 
     # -- exactness -----------------------------------------------------------
     def _exact(self) -> bool:
-        """Every row equals its code's first row (no two texts share a key)."""
-        for start in range(0, len(self.codes), SLICE_ROWS):
-            codes = self.codes[start : start + SLICE_ROWS]
-            ok = codes >= 0
+        """Every row equals its code's first row (no two texts share a key).
+
+        A first row is its own representative, so only repeated texts are
+        compared: a column of distinct texts costs nothing here.
+        """
+        step = self._step
+        for start in range(0, len(self.codes), step):
+            codes = self.codes[start : start + step]
+            rows = np.arange(start, start + len(codes))
+            ok = (codes >= 0) & (self.first_row[np.maximum(codes, 0)] != rows)
             if not ok.any():
                 continue
             local = np.flatnonzero(ok)
-            mine = _plain(self.texts.slice(start, SLICE_ROWS))
+            mine = _plain(self.texts.slice(start, step))
             mine = mine.take(pa.array(local, type=pa.int64()))
             theirs = self.take(codes[ok])
             if not pc.all(pc.equal(mine, theirs)).as_py():
@@ -113,6 +122,12 @@ class DistinctTexts:
         first = np.full(len(enc.dictionary), -1, dtype=np.int64)
         first[self.codes[rows[::-1]]] = rows[::-1]
         self.first_row = first
+
+
+def _slice_rows(texts: pa.Array | pa.ChunkedArray) -> int:
+    """Rows per slice: SLICE_ROWS, or fewer so a slice holds about SLICE_BYTES."""
+    per_row = max(1.0, texts.nbytes / max(1, len(texts)))
+    return int(min(SLICE_ROWS, max(256, SLICE_BYTES // per_row)))
 
 
 def _combined(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -20,6 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scipy.stats import fisher_exact
 
 import thrifty_frames as tf
 from thrifty_frames.backends.embeddings import default_embedder
@@ -322,6 +323,17 @@ def test_check_measures_the_proxy_on_fresh_rows_and_refit_builds_on_it(
     assert drift.loss == pytest.approx(cert["accuracy"] - drift.accuracy)
     assert drift.low < drift.accuracy < drift.high
     assert drift.holds == (drift.high >= cert["low"])
+    # The cost side: the share of rows the cascade keeps, against the certificate's.
+    assert same.confident_holds
+    assert same.confident_low <= same.confident_share <= same.confident_high
+    th = q.certificate["threshold"]
+    m, m_kept = th["calibration_rows"], round(th["kept_share"] * th["calibration_rows"])
+    kept = round(drift.confident_share * 400)
+    p_less = fisher_exact([[kept, 400 - kept], [m_kept, m - m_kept]], "less")[1]
+    assert drift.confident_holds == (p_less >= 0.05)
+    assert drift.extra_llm_per_1000 == pytest.approx(
+        1000 * (th["kept_share"] - drift.confident_share)
+    )
     assert q.last_check is drift
     # Concept drift: the LLM now answers the other way (a double that negates
     # the gold label) on the same fresh SST-2 rows: a certain, significant loss.
@@ -331,6 +343,8 @@ def test_check_measures_the_proxy_on_fresh_rows_and_refit_builds_on_it(
     assert broken.accuracy == pytest.approx(1 - same.accuracy)
     assert not broken.holds and broken.high < cert["low"]
     assert not broken.cascade_holds
+    # Which rows are confident depends on the texts only, not on the LLM.
+    assert broken.confident_share == same.confident_share and broken.confident_holds
     assert "NO: significant loss" in str(broken)
     assert "certificate was made with 'double/gold-replay'" in broken.notes[0]
     # The label cache serves a repeated check for free.

@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import scipy.sparse as sp
+from scipy.stats import fisher_exact
 
 from . import proxyfile
 from ._core.inputs import (
@@ -231,6 +232,13 @@ class DriftCheck:
         False when ``cascade_high`` is below ``certified_cascade_lower``.
     confident_share, certified_confident_share
         Share of rows whose proxy answer the cascade keeps, fresh and certified.
+    confident_low, confident_high
+        95% Clopper-Pearson interval of ``confident_share``.
+    confident_holds
+        False when the fresh rows keep significantly fewer proxy answers than
+        the calibration rows did (one-sided Fisher exact test at 0.05): the
+        output may still meet its target, but more rows go to the LLM, so the
+        cost per row rises. ``extra_llm_per_1000`` says by how much.
     """
 
     rows: int
@@ -254,6 +262,9 @@ class DriftCheck:
     cascade_holds: bool | None = None
     confident_share: float | None = None
     certified_confident_share: float | None = None
+    confident_low: float | None = None
+    confident_high: float | None = None
+    confident_holds: bool | None = None
     notes: list = field(default_factory=list)
     #: Distinct fresh texts and their LLM labels (class indexes), for refit.
     texts: list = field(default_factory=list, repr=False)
@@ -261,10 +272,18 @@ class DriftCheck:
         default_factory=lambda: np.zeros(0, np.int64), repr=False
     )
 
+    @property
+    def extra_llm_per_1000(self) -> float:
+        """LLM calls per 1,000 rows beyond what the certificate's kept share implies."""
+        if self.confident_share is None or self.certified_confident_share is None:
+            return 0.0
+        return 1000 * (self.certified_confident_share - self.confident_share)
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d.pop("texts")
         d.pop("labels")
+        d["extra_llm_per_1000"] = self.extra_llm_per_1000
         return d
 
     def __str__(self) -> str:
@@ -300,7 +319,16 @@ class DriftCheck:
                 ),
                 (
                     "confident rows",
-                    f"{f(self.confident_share)} (certified {f(self.certified_confident_share)})",
+                    f"{f(self.confident_share)} (95% CI {f(self.confident_low)}-"
+                    f"{f(self.confident_high)}; certified "
+                    f"{f(self.certified_confident_share)}; "
+                    + (
+                        "holds"
+                        if self.confident_holds
+                        else "NOT held: significantly fewer rows kept, about "
+                        f"{self.extra_llm_per_1000:,.0f} more LLM calls per 1,000 rows"
+                    )
+                    + ")",
                 ),
             ]
         lines += [("note", n) for n in self.notes]
@@ -859,6 +887,15 @@ class FittedProxy:
             out.cascade_holds = bool(certified is None or fresh.high >= certified)
             out.confident_share = fresh.kept_share
             out.certified_confident_share = self._cascade.kept_share
+            kept = int(round(fresh.kept_share * n))
+            out.confident_low, out.confident_high = clopper_pearson(kept, n)
+            m = int(self._cascade.calibration_rows)
+            m_kept = int(round(self._cascade.kept_share * m))
+            out.confident_holds = True
+            if m:
+                # One-sided: do the fresh rows keep fewer answers than calibration?
+                p = fisher_exact([[kept, n - kept], [m_kept, m - m_kept]], "less")[1]
+                out.confident_holds = bool(p >= 0.05)
         return out
 
 

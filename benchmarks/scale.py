@@ -379,6 +379,8 @@ def main() -> None:
         keys = [k for k in res if (k[0] == "d") == (part == "d")]
         if keys:
             saved = {"command": cmd, "results": {"|".join(k): res[k] for k in keys}}
+            if part == "d":
+                saved["thrifty_ml_python"] = args.thrifty_ml_python
             out.with_name(f"{out.stem}-{part}.json").write_text(json.dumps(saved, indent=1))
     write_report(args, out)
 
@@ -393,6 +395,8 @@ def write_report(args, out: Path) -> None:
             saved = json.loads(path.read_text())
             cmds.append(saved["command"])
             res.update({tuple(k.split("|")): v for k, v in saved["results"].items()})
+            if saved.get("thrifty_ml_python"):
+                args.thrifty_ml_python = saved["thrifty_ml_python"]
     cmd = "` and `".join(cmds)
     lines = [
         "# Embeddings at scale (IMDB)",

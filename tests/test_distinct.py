@@ -106,3 +106,28 @@ def test_pandas_str_column_runs_through_the_pipeline(double_llm):
                            sample_size=500, cache_dir=False)
     assert res.report.distinct_texts == 2
     assert res.labels.to_pylist()[:4] == [True, False, None, True]
+
+
+def test_chunked_columns_are_read_chunk_by_chunk(monkeypatch):
+    """Reading a few texts of a chunked column copies those texts, not the column."""
+    chunks = [pa.array([f"{c}-{i} " + "y" * 400 for i in range(2_000)]) for c in range(10)]
+    arr = pa.chunked_array(chunks)
+    d = DistinctTexts(arr)
+    pool = pa.default_memory_pool()
+    peak_before = pool.max_memory()
+    rows = np.array([19_999, 0, 7_123, 2_000, 1_999])
+    got = d.strings(d.codes[rows])
+    assert got == [arr[int(r)].as_py() for r in rows]
+    assert pool.max_memory() - peak_before < arr.nbytes / 10
+
+
+def test_pandas_picks_a_string_view_column_by_itself(double_llm):
+    df = pd.DataFrame(
+        {
+            "n": [1, 2, 3],
+            "t": pd.Series(["good", "bad", None], dtype=pd.ArrowDtype(pa.string_view())),
+        }
+    )
+    res = df.thrifty.label("Is it positive?", llm=double_llm(), sample_size=10,
+                           cache_dir=False)
+    assert res.labels.to_pylist() == [True, False, None]

@@ -258,6 +258,23 @@ def test_pandas_fit_and_predict_verbs_make_no_llm_calls(double_llm):
         new.thrifty.predict("not a proxy")
 
 
+def test_check_reads_polars_categorical_and_enum_columns(double_llm):
+    import polars as pl
+
+    from .test_pandas_frontend import make_reviews
+
+    df = make_reviews(400)
+    llm = double_llm()
+    proxy = df.thrifty.fit("Is it positive?", column="review", llm=llm, sample_size=200,
+                           cache_dir=False, progress=False)
+    fresh = pl.from_pandas(make_reviews(300, seed=3)[["review"]])
+    plain = proxy.check(fresh, budget=100, column="review", llm=llm, cache_dir=False)
+    for dtype in (pl.Categorical, pl.Enum(fresh["review"].unique().drop_nulls().sort())):
+        got = proxy.check(fresh.with_columns(pl.col("review").cast(dtype)), budget=100,
+                          column="review", llm=llm, cache_dir=False)
+        assert got.rows == 100 and got.accuracy == plain.accuracy
+
+
 @pytest.mark.shared_data
 def test_classify_proxy_with_a_template_prompt_round_trips(shared_data, tmp_path):
     ag = pd.read_parquet(shared_data / "ag_news.parquet")

@@ -157,3 +157,33 @@ def test_escalated_rows_reach_the_label_stage_a_chunk_at_a_time(monkeypatch):
     assert capped.calls == 1_500
     assert result.report.over_budget == llm.calls - 1_500
     assert result.report.decided_by["proxy_below_target"] == llm.calls - 1_500
+
+
+def test_a_cost_cap_stops_every_later_chunk(recwarn):
+    """Once max_cost refuses a call, no later chunk asks anything, even an input
+    cheap enough to fit what is left: the inputs asked stay a prefix of the
+    priority order whatever the chunk size."""
+
+    class PricedDouble(RuleLLMDouble):
+        """The rule-based test double, priced by prompt length."""
+
+        def complete(self, request):
+            out = super().complete(request)
+            out.cost = self.estimate_cost(out.prompt_tokens, 1)
+            return out
+
+        def estimate_cost(self, prompt_tokens, completion_tokens):
+            return 0.30 if prompt_tokens > 100 else 0.001
+
+    texts = [f"s{i}" if i % 7 == 0 else "long text " * 40 + str(i) for i in range(70)]
+    task = make_task("filter", "Is it long?", None)
+    asked = {}
+    for chunk in (7, 2048):
+        llm = PricedDouble(lambda t: "yes" if len(t) > 20 else "no")
+        opts = make_options(llm=llm, cache_dir=False, sample_size=10**6, chunk_size=chunk,
+                            max_cost=1.0, progress=False)
+        result = run_pipeline(pa.array(texts), task, opts, "label")
+        asked[chunk] = [texts.index(t) for t in llm.seen]
+        assert result.report.cost <= 1.0
+        assert result.report.over_budget == 70 - llm.calls
+    assert asked[7] == asked[2048] == [0, 1, 2, 3]

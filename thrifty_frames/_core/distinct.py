@@ -84,7 +84,7 @@ class DistinctTexts:
             if self._views is None:
                 self._views = pl.from_arrow(self.texts)
             return _plain(self._views.gather(rows).to_arrow())
-        return _plain(self.texts.take(pa.array(rows, type=pa.int64())))
+        return _take(self.texts, rows)
 
     def strings(self, codes: np.ndarray) -> list[str]:
         """The distinct texts ``codes`` as Python strings."""
@@ -122,6 +122,28 @@ class DistinctTexts:
         first = np.full(len(enc.dictionary), -1, dtype=np.int64)
         first[self.codes[rows[::-1]]] = rows[::-1]
         self.first_row = first
+
+
+def _take(texts: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> pa.Array:
+    """``texts[rows]`` as ``pa.string()``; a chunked array is read chunk by
+    chunk (pyarrow's own take on a chunked string array joins every chunk into
+    one copy first)."""
+    if not isinstance(texts, pa.ChunkedArray) or texts.num_chunks == 1:
+        return _plain(_combined(texts).take(pa.array(rows, type=pa.int64())))
+    starts = np.cumsum([0] + [len(c) for c in texts.chunks])
+    which = np.searchsorted(starts, rows, side="right") - 1
+    order = np.argsort(which, kind="stable")
+    parts = []
+    for c in np.unique(which):
+        sel = order[which[order] == c]
+        local = pa.array(rows[sel] - starts[c], type=pa.int64())
+        parts.append(_plain(texts.chunk(int(c)).take(local)))
+    if not parts:
+        return pa.array([], type=pa.string())
+    joined = pa.concat_arrays(parts)  # rows grouped by chunk; put them back in order
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return joined.take(pa.array(back, type=pa.int64()))
 
 
 def _slice_rows(texts: pa.Array | pa.ChunkedArray) -> int:

@@ -40,6 +40,13 @@ def as_string_array(arr: pa.Array | pa.ChunkedArray, column: str, dtype_name: st
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     if not is_text_type(arr.type):
         raise not_text_error(column, dtype_name)
+    if pa.types.is_dictionary(arr.type):
+        # Decode through the dictionary: pyarrow cannot cast a dictionary of
+        # string views (Polars' Categorical and Enum) directly.
+        values = arr.dictionary
+        if values.type != pa.string():
+            values = pc.cast(values, pa.string())
+        arr = values.take(arr.indices)
     if arr.type != pa.string():
         arr = pc.cast(arr, pa.string())
     return arr

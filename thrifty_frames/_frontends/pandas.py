@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._core.estimate import Estimate
+from .._core.inputs import is_text_type
 from .._core.pipeline import Result
 from .._core.task import make_task
 from ..config import make_options
@@ -49,7 +50,7 @@ class _PandasFrame:
             return cats.dtype == object or isinstance(cats.dtype, pd.StringDtype)
         if isinstance(dt, pd.ArrowDtype):
             t = dt.pyarrow_dtype
-            return pa.types.is_string(t) or pa.types.is_large_string(t)
+            return is_text_type(t) and not pa.types.is_null(t)
         if pd.api.types.is_object_dtype(dt):
             sample = s.dropna().head(100)
             return len(sample) == 0 or all(isinstance(v, str) for v in sample)

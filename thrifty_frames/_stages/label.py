@@ -326,7 +326,10 @@ def _progress(total: int, enabled: bool | None, desc: str):
 
 
 def _exhausted(budget: Budget) -> bool:
-    return budget.calls_left == 0
+    """No call may be made any more: the call cap is used up, or a cap has
+    refused a call (then no later call of the run is made either, whatever it
+    would cost, so the inputs asked stay a prefix of the priority order)."""
+    return budget.calls_left == 0 or budget.refused > 0
 
 
 def label_distinct(

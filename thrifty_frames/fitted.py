@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,8 +76,14 @@ __all__ = ["DriftCheck", "FittedProxy", "fit", "fit_texts", "load"]
 
 logger = logging.getLogger(__name__)
 
-#: Distinct texts embedded and scored at a time; bounds memory per batch.
-_CHUNK = 16384
+#: Distinct texts embedded and scored at a time; bounds memory per batch
+#: (the default embedder's n-grams of 2,048 short texts take about 12 MiB).
+_CHUNK = 2048
+#: One chunk is embedded and scored at a time in the whole process. Polars'
+#: streaming engine calls predict_arrow from several threads at once; the
+#: work holds the GIL for most of its time anyway, so running the chunks one
+#: after another costs little speed and keeps one working set in memory.
+_SCORING = threading.Lock()
 
 
 def _now() -> str:
@@ -789,8 +796,10 @@ class FittedProxy:
         classes = np.asarray(self.model_.classes_, dtype=np.int64)
         for start in range(0, len(uniq), _CHUNK):
             batch = uniq.slice(start, _CHUNK).to_pylist()
-            X, _ = embed_texts(batch, self.embedder)
-            P = predict_proba(self.model_.estimator_, self._cut_columns(X))
+            with _SCORING:
+                X, _ = embed_texts(batch, self.embedder)
+                P = predict_proba(self.model_.estimator_, self._cut_columns(X))
+                del X
             stop = start + len(batch)
             top = P.max(axis=1)
             p_yes = P[:, self._yes_col] if self._yes_col is not None else None

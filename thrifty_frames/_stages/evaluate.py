@@ -26,10 +26,8 @@ Targets (``metric``)
 
 Each target controls its own metric only: under a precision target the
 proxy's "no" answers are kept unchecked, so recall can be low, and under a
-recall target its "yes" answers are, so precision can be (on imbalanced SMS
-spam a recall target kept recall >= 0.9 in 98% of runs while precision was
-not bounded at all; ``benchmarks/results/coverage.md``). Use accuracy, or
-run twice, when both matter.
+recall target its "yes" answers are, so precision can be. Use accuracy when
+both matter.
 
 Defaults: ``metric="accuracy"``, ``target=0.9``, ``delta=0.05``,
 ``calibration_share=0.5`` of a 500-row labeled sample (so 250 calibration

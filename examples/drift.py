@@ -54,6 +54,41 @@ DATA = Path(
 PROMPT = "Is this movie review positive?"
 
 
+def fit(frame: pd.DataFrame, llm, cache: Path):
+    """Pay the LLM for a 2,000-row sample of ``frame`` and certify a proxy."""
+    return frame.thrifty.fit(
+        PROMPT,
+        column="text",
+        llm=llm,
+        sample_size=2000,
+        target=0.85,
+        cache_dir=cache,
+        progress=False,
+    )
+
+
+def verdict(name: str, check) -> str:
+    """One line: what the check found against each part of the certificate."""
+    accuracy = (
+        "the accuracy certificate still holds"
+        if check.holds and check.cascade_holds
+        else "the accuracy certificate no longer holds"
+    )
+    kept = (
+        "as certified"
+        if check.confident_holds
+        else f"about {check.extra_llm_per_1000:.0f} more LLM calls per 1,000 rows"
+    )
+    return (
+        f"loss on {name}: {check.loss:+.3f} accuracy against the LLM "
+        f"({check.accuracy:.3f} vs certified {check.certified_accuracy:.3f}); "
+        f"cascade {check.metric} {check.cascade_accuracy:.3f} vs certified >= "
+        f"{check.certified_cascade_lower:.3f}: {accuracy}; confident rows "
+        f"{check.confident_share:.3f} vs certified "
+        f"{check.certified_confident_share:.3f}: {kept}"
+    )
+
+
 def main() -> int:
     if not (DATA / "sst2.parquet").exists():
         print(f"the real data sets are not at {DATA}; set THRIFTY_SHARED_DATA")
@@ -62,6 +97,7 @@ def main() -> int:
     imdb = pd.read_parquet(DATA / "imdb.parquet")
     phrases = sst2[sst2["split"] == "train"].reset_index(drop=True)
     fit_on, fresh = phrases.iloc[:30_000], phrases.iloc[30_000:]
+    reviews = imdb.sample(frac=1.0, random_state=0).reset_index(drop=True)
 
     gold = dict(zip(sst2["text"], sst2["label"] == "positive", strict=True))
     gold.update(zip(imdb["text"], imdb["label"] == "pos", strict=True))
@@ -70,15 +106,10 @@ def main() -> int:
     )
     cache = Path(tempfile.mkdtemp(prefix="thrifty-drift-"))
 
-    proxy = fit_on.thrifty.fit(
-        PROMPT,
-        column="text",
-        llm=llm,
-        sample_size=2000,
-        target=0.85,
-        cache_dir=cache,
-        progress=False,
-    )
+    def check(proxy, frame, **kw):
+        return proxy.check(frame, budget=500, column="text", llm=llm, cache_dir=cache, **kw)
+
+    proxy = fit(fit_on, llm, cache)
     print(proxy.report)
     path = proxy.save(cache / "sentiment.proxy")
     print(f"\nsaved to {path} ({path.stat().st_size / 1024:.0f} KiB)")
@@ -94,134 +125,26 @@ def main() -> int:
     )
 
     print("\n== check on fresh SST-2 phrases (same distribution)")
-    print(proxy.check(fresh, budget=500, column="text", llm=llm, cache_dir=cache))
-
+    print(check(proxy, fresh))
     print("\n== check on IMDB reviews (another distribution)")
-    drift = proxy.check(imdb, budget=500, column="text", llm=llm, cache_dir=cache)
+    drift = check(proxy, imdb)
     print(drift)
-    print(
-        f"\nloss on IMDB: {drift.loss:+.3f} accuracy against the LLM "
-        f"({drift.accuracy:.3f} vs certified {drift.certified_accuracy:.3f}); "
-        f"cascade {drift.metric} {drift.cascade_accuracy:.3f} vs certified >= "
-        f"{drift.certified_cascade_lower:.3f}: "
-        + (
-            "the accuracy certificate still holds"
-            if drift.holds and drift.cascade_holds
-            else "the accuracy certificate no longer holds"
-        )
-        + f"; confident rows {drift.confident_share:.3f} vs certified "
-        f"{drift.certified_confident_share:.3f}: "
-        + (
-            "as certified"
-            if drift.confident_holds
-            else f"about {drift.extra_llm_per_1000:.0f} more LLM calls per 1,000 rows"
-        )
-    )
+    print("\n" + verdict("IMDB", drift))
 
     print("\n== the other way round: fit on IMDB reviews, check on SST-2 phrases")
-    reviews = imdb.sample(frac=1.0, random_state=0).reset_index(drop=True)
-    imdb_proxy = reviews.iloc[:25_000].thrifty.fit(
-        PROMPT,
-        column="text",
-        llm=llm,
-        sample_size=2000,
-        target=0.85,
-        cache_dir=cache,
-        progress=False,
-    )
-    same = imdb_proxy.check(
-        reviews.iloc[25_000:], budget=500, column="text", llm=llm, cache_dir=cache
-    )
+    imdb_proxy = fit(reviews.iloc[:25_000], llm, cache)
     print("on other IMDB reviews:")
-    print(same)
-    shifted = imdb_proxy.check(fresh, budget=500, column="text", llm=llm, cache_dir=cache)
+    print(check(imdb_proxy, reviews.iloc[25_000:]))
+    shifted = check(imdb_proxy, fresh)
     print("on SST-2 phrases:")
     print(shifted)
-    print(
-        f"\nloss on SST-2: {shifted.loss:+.3f} accuracy against the LLM "
-        f"({shifted.accuracy:.3f} vs certified {shifted.certified_accuracy:.3f}); "
-        + (
-            "the certificate still holds"
-            if shifted.holds and shifted.cascade_holds
-            else "the certificate no longer holds"
-        )
-    )
+    print("\n" + verdict("SST-2", shifted))
 
     print("\n== refit with the SST-2 check's labels, then check on other SST-2 rows")
     refit = imdb_proxy.refit(shifted)
     print(refit.report)
     unseen = fresh[~fresh["text"].isin(shifted.texts)]  # rows the refit never saw
-    after = refit.check(unseen, budget=500, column="text", llm=llm, seed=1, cache_dir=cache)
-    print(after)
-    return 0
-    sst2 = pd.read_parquet(DATA / "sst2.parquet")
-    imdb = pd.read_parquet(DATA / "imdb.parquet")
-    phrases = sst2[sst2["split"] == "train"].reset_index(drop=True)
-    fit_on, fresh = phrases.iloc[:30_000], phrases.iloc[30_000:]
-
-    gold = dict(zip(sst2["text"], sst2["label"] == "positive", strict=True))
-    gold.update(zip(imdb["text"], imdb["label"] == "pos", strict=True))
-    llm = RuleLLMDouble(  # a test double replaying gold labels, not an LLM
-        lambda text: "yes" if gold.get(text) else "no", id="double/gold-replay"
-    )
-    cache = Path(tempfile.mkdtemp(prefix="thrifty-drift-"))
-
-    proxy = fit_on.thrifty.fit(
-        PROMPT,
-        column="text",
-        llm=llm,
-        sample_size=2000,
-        target=0.85,
-        cache_dir=cache,
-        progress=False,
-    )
-    print(proxy.report)
-    path = proxy.save(cache / "sentiment.proxy")
-    print(f"\nsaved to {path} ({path.stat().st_size / 1024:.0f} KiB)")
-
-    proxy = tf.load(path)
-    cert = proxy.certificate
-    q, th = cert["quality"], cert["threshold"]
-    print(
-        f"certificate: holdout accuracy {q['accuracy']:.3f} "
-        f"(95% CI {q['low']:.3f}-{q['high']:.3f}, {q['rows']} rows); cascade "
-        f"accuracy >= {th['certified']:.3f} keeping {th['kept_share']:.0%} of rows; "
-        f"training fingerprint {cert['training']['fingerprint'][:12]}..."
-    )
-
-    print("\n== check on fresh SST-2 phrases (same distribution)")
-    print(proxy.check(fresh, budget=500, column="text", llm=llm, cache_dir=cache))
-
-    print("\n== check on IMDB reviews (another distribution)")
-    drift = proxy.check(imdb, budget=500, column="text", llm=llm, cache_dir=cache)
-    print(drift)
-    print(
-        f"\nloss on IMDB: {drift.loss:+.3f} accuracy against the LLM "
-        f"({drift.accuracy:.3f} vs certified {drift.certified_accuracy:.3f}); "
-        f"cascade {drift.metric} {drift.cascade_accuracy:.3f} vs certified >= "
-        f"{drift.certified_cascade_lower:.3f}: "
-        + (
-            "the accuracy certificate still holds"
-            if drift.holds and drift.cascade_holds
-            else "the accuracy certificate no longer holds"
-        )
-        + f"; confident rows {drift.confident_share:.3f} vs certified "
-        f"{drift.certified_confident_share:.3f}: "
-        + (
-            "as certified"
-            if drift.confident_holds
-            else f"about {drift.extra_llm_per_1000:.0f} more LLM calls per 1,000 rows"
-        )
-    )
-
-    print("\n== refit with the IMDB labels, then check on other IMDB rows")
-    refit = proxy.refit(drift)
-    print(refit.report)
-    unseen = imdb[~imdb["text"].isin(drift.texts)]  # rows the refit never saw
-    after = refit.check(
-        unseen, budget=500, column="text", llm=llm, seed=1, cache_dir=cache
-    )
-    print(after)
+    print(check(refit, unseen, seed=1))
     return 0
 
 

@@ -138,6 +138,20 @@ def test_vectors_with_nan_are_refused():
         PrecomputedVectors(arr, "v")
 
 
+@pytest.mark.parametrize("bad", [float("inf"), -float("inf"), 1e39])
+def test_vectors_beyond_float32_are_refused_before_any_llm_call(bad, double_llm):
+    """Vectors are read as float32: an infinity, or a float64 beyond float32's
+    range, is refused up front, before the LLM is paid for the sample."""
+    with pytest.raises(InvalidArgumentError, match="beyond float32's range"):
+        PrecomputedVectors(pa.array([[1.0, bad], [0.0, 1.0]]), "v")
+    df = pd.DataFrame({"t": ["a", "b"] * 20, "v": [[1.0, 0.0], [0.0, bad]] * 20})
+    llm = double_llm()
+    with pytest.raises(InvalidArgumentError, match="'v' has infinite"):
+        df.thrifty.label("Is it positive?", column="t", embeddings="v", llm=llm,
+                         sample_size=10, cache_dir=False)
+    assert llm.calls == 0
+
+
 def test_precomputed_vectors_read_only_the_rows_asked_for():
     arr = pa.array([[1, 2], [3, 4], [5, 6]], type=pa.list_(pa.int16()))
     pv = PrecomputedVectors(arr, "v")

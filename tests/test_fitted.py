@@ -258,6 +258,44 @@ def test_pandas_fit_and_predict_verbs_make_no_llm_calls(double_llm):
         new.thrifty.predict("not a proxy")
 
 
+def test_the_long_text_policy_and_vector_width_travel_with_the_proxy(double_llm, tmp_path):
+    """A proxy fitted with long_texts="pool" embeds the same way when it
+    predicts, checks and refits, after a save and load too; the file records
+    the vectors' width, and an embedder of another width is refused."""
+    from thrifty_frames.backends.embeddings.callable import CallableEmbedder
+
+    def words(texts):
+        """Counts of "good" and "bad" per text: a text's sentiment is at its end."""
+        return np.array([[t.count("good"), t.count("bad")] for t in texts], dtype=np.float32)
+
+    def longify(n, seed):
+        rng = np.random.default_rng(seed)
+        return pd.DataFrame(
+            {"review": ["filler " * 20 + ("good" if g else "bad") + f" {i}"
+                        for i, g in enumerate(rng.random(n) < 0.5)]}
+        )
+
+    emb = CallableEmbedder(words, id="words/v1", max_chars=80)
+    llm = double_llm(lambda t: "yes" if "good" in t else "no")
+    train, new = longify(800, 1), longify(400, 2)
+    truth = new["review"].str.contains("good").to_numpy()
+    proxy = train.thrifty.fit("Is it good?", column="review", llm=llm, embedder=emb,
+                              long_texts="pool", sample_size=300, cache_dir=False,
+                              progress=False)
+    assert proxy.certificate["embedder"]["long_texts"] == "pool"
+    assert proxy.certificate["embedder"]["dim"] == 2
+    back = tf.load(proxy.save(tmp_path / "p.proxy"), embedder=emb)
+    for p in (proxy, back):
+        out = new.thrifty.predict(p, column="review", into="pred")
+        # Truncating at 80 characters would cut the sentiment word off every text.
+        assert (out["pred"].to_numpy(bool) == truth).all()
+        assert tf.last_report().truncated_texts == 400
+        assert p.check(new, budget=100, column="review", llm=llm, cache_dir=False).accuracy == 1.0
+    wide = CallableEmbedder(lambda t: np.zeros((len(t), 3), np.float32), id="words/v1")
+    with pytest.raises(InvalidArgumentError, match="3-dimensional vectors but the proxy"):
+        tf.load(tmp_path / "p.proxy", embedder=wide).predict_arrow(pa.array(["good"]))
+
+
 def test_check_reads_polars_categorical_and_enum_columns(double_llm):
     import polars as pl
 

@@ -312,9 +312,9 @@ def test_template_over_title_and_description_on_ag_news(
     }
     llm = double_llm(lambda text: f'{{"label": "{gold[text]}"}}')
     out = df.thrifty.classify(
-        template, AG, llm=llm, sample_size=300, cache_dir=tmp_path
+        template, AG, llm=llm, sample_size=300, cache_dir=tmp_path, into="topic"
     )
-    assert (out["label"].astype(str) == df["label"]).all()
+    assert (out["topic"].astype(str) == df["label"]).all()
     assert llm.calls == len(set(gold))
     assert all(s.startswith("Title: ") and "\nDescription: " in s for s in llm.seen)
 
@@ -323,9 +323,33 @@ def test_template_over_title_and_description_on_ag_news(
 def test_unknown_placeholder_lists_the_columns(shared_data, double_llm):
     df = pd.read_parquet(shared_data / "ag_news.parquet").head(5)
     with pytest.raises(tf.ColumnNotFoundError, match="'summary'") as err:
-        df.thrifty.classify("Title: {title}\nSummary: {summary}", AG, llm=double_llm())
+        df.thrifty.classify(
+            "Title: {title}\nSummary: {summary}", AG, llm=double_llm(), into="topic"
+        )
     for col in ("title", "description", "text", "label"):
         assert repr(col) in str(err.value)
+
+
+def test_into_never_replaces_a_column_of_the_frame(double_llm):
+    """The data sets users bring often hold their own gold "label" column."""
+    df = pd.DataFrame({"text": ["good", "bad"] * 10, "label": ["pos", "neg"] * 10})
+    rule = lambda text: "positive" if "good" in text else "negative"  # noqa: E731
+    with pytest.raises(tf.InvalidArgumentError, match="already has a column 'label'"):
+        df.thrifty.classify("Which?", ["positive", "negative"], "text", llm=double_llm(rule))
+    out = df.thrifty.classify(
+        "Which?", ["positive", "negative"], "text", llm=double_llm(rule), into="pred",
+        sample_size=20, cache_dir=False,
+    )
+    assert list(out.columns) == ["text", "label", "pred"]
+    df["pred_score"] = 0.0
+    with pytest.raises(tf.InvalidArgumentError, match="'pred_score'"):
+        df.thrifty.classify("Which?", ["positive", "negative"], "text",
+                            llm=double_llm(rule), into="pred", provenance=True)
+    pl = pytest.importorskip("polars")
+    with pytest.raises(tf.InvalidArgumentError, match="already has a column 'label'"):
+        pl.from_pandas(df).lazy().thrifty.classify(
+            "Which?", ["positive", "negative"], "text", llm=double_llm(rule)
+        )
 
 
 def test_template_works_on_polars_too(double_llm, tmp_path):

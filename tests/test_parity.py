@@ -36,9 +36,9 @@ def every_route(df: pl.DataFrame, prompt: str, classes, opts) -> dict[str, pa.Ar
         assert [t in kept for t in df["text"]] == eager_mask.to_pylist()
     else:
         lazy = lf.thrifty.classify(
-            prompt, cls, "text", provenance=True, **opts
+            prompt, cls, "text", provenance=True, into="answer", **opts
         ).collect()
-        out["polars lazy"] = lazy["label"].cast(pl.String).to_arrow()
+        out["polars lazy"] = lazy["answer"].cast(pl.String).to_arrow()
     expr = lf.select(pl.col("text").thrifty.label(prompt, cls, **opts)).collect()
     out["expr"] = expr.unnest("text")
     return out

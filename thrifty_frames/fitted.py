@@ -96,8 +96,18 @@ def _fingerprint(texts: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
 
 
-def _embedder_spec(embedder: Embedder) -> dict[str, Any]:
-    spec: dict[str, Any] = {"id": embedder.id, "dim": embedder.dim}
+def _embedder_spec(
+    embedder: Embedder, long_texts: str = "truncate", width: int | None = None
+) -> dict[str, Any]:
+    """What a file records about the embedder: its id and vector width, how
+    long texts were handled, and for the built-in hashing embedder the
+    settings that rebuild it."""
+    dim = embedder.dim if embedder.dim else width
+    spec: dict[str, Any] = {
+        "id": embedder.id,
+        "dim": None if dim is None else int(dim),
+        "long_texts": long_texts,
+    }
     if type(embedder) is HashingEmbedder:
         spec["kind"] = "hashing"
         spec["settings"] = {
@@ -398,6 +408,11 @@ class FittedProxy:
             self._colmap = np.full(int(model.n_features_in_), -1, dtype=np.int64)
             self._colmap[cols] = np.arange(len(cols))
         self._cascade = _cascade_of(certificate)
+        spec = certificate.get("embedder") or {}
+        # Files written before the policy was recorded were fitted with "truncate".
+        self._long_texts = spec.get("long_texts") or "truncate"
+        width = getattr(model, "n_features_in_", None)
+        self._width = int(width) if width is not None else spec.get("dim")
         self._yes_col = None
         if task.is_filter:
             cols = np.flatnonzero(
@@ -504,7 +519,8 @@ class FittedProxy:
             certificate's quality and threshold.
         """
         texts = _frame_texts(frame, column, self.task)
-        idx, conf, keep = self._score(texts)
+        counts: dict = {}
+        idx, conf, keep = self._score(texts, counts=counts)
         label, how, score = self._columns(idx, conf, keep)
         cert = self.certificate
         report = Report(
@@ -531,6 +547,7 @@ class FittedProxy:
             "none": 0,
         }
         report.proxy_used = labeled > 0
+        report.truncated_texts = counts.get("long_rows", 0)
         report.notes.append(
             "applied a fitted proxy: no LLM calls; rows the certified cascade "
             "would send to the LLM are marked proxy_below_target"
@@ -703,7 +720,7 @@ class FittedProxy:
         order = np.random.default_rng(opts.seed).permutation(n)
         n_cal = int(round(n * opts.calibration_share))
         cal, new = order[:n_cal], order[n_cal:]
-        X_fresh, _ = embed_texts(check.texts, self.embedder)
+        X_fresh, _ = self._embed(check.texts)
         y_fresh = check.labels
         parts, ys = [], []
         if self._training is not None:
@@ -777,10 +794,14 @@ class FittedProxy:
         )
 
     # -- scoring -----------------------------------------------------------------
-    def _score(self, texts: pa.Array, *, with_p_yes: bool = False):
+    def _score(
+        self, texts: pa.Array, *, with_p_yes: bool = False, counts: dict | None = None
+    ):
         """Per row: class index into :attr:`classes` (-1 for null), confidence,
         and whether the certified cascade keeps the answer (or, with
-        ``with_p_yes``, the probability of "yes" for a filter, else None)."""
+        ``with_p_yes``, the probability of "yes" for a filter, else None).
+        ``counts``, when given, receives ``long_rows``: rows whose text was
+        longer than the embedder's window (cut or pooled)."""
         n = len(texts)
         idx = np.full(n, -1, dtype=np.int64)
         conf = np.full(n, np.nan, dtype=np.float64)
@@ -793,13 +814,15 @@ class FittedProxy:
         u_idx = np.empty(len(uniq), dtype=np.int64)
         u_conf = np.empty(len(uniq), dtype=np.float64)
         u_third = np.empty(len(uniq), dtype=third.dtype)
+        u_long = np.zeros(len(uniq), dtype=bool)
         classes = np.asarray(self.model_.classes_, dtype=np.int64)
         for start in range(0, len(uniq), _CHUNK):
             batch = uniq.slice(start, _CHUNK).to_pylist()
             with _SCORING:
-                X, _ = embed_texts(batch, self.embedder)
+                X, long = self._embed(batch)
                 P = predict_proba(self.model_.estimator_, self._cut_columns(X))
                 del X
+            u_long[start + long] = True
             stop = start + len(batch)
             top = P.max(axis=1)
             p_yes = P[:, self._yes_col] if self._yes_col is not None else None
@@ -816,9 +839,25 @@ class FittedProxy:
         idx[valid] = u_idx[codes]
         conf[valid] = u_conf[codes]
         third[valid] = u_third[codes]
+        if counts is not None:
+            counts["long_rows"] = int(u_long[codes].sum())
         if with_p_yes and self._yes_col is None:
             return idx, conf, None
         return idx, conf, third
+
+    def _embed(self, texts: list[str]):
+        """Vectors of ``texts`` as the proxy was fitted: the same embedder, the
+        same long-text policy, and the width the proxy was trained on; also the
+        positions of the texts longer than the embedder's window."""
+        X, st = embed_texts(texts, self.embedder, long_texts=self._long_texts)
+        if self._width is not None and X.shape[1] != self._width:
+            msg = (
+                f"embedder {self.embedder.id!r} gives {X.shape[1]}-dimensional vectors "
+                f"but the proxy was trained on {self._width}; pass the embedder it was "
+                "fitted with (tf.load(path, embedder=...))."
+            )
+            raise InvalidArgumentError(msg)
+        return X, np.asarray(st.long, dtype=np.int64)
 
     def _cut_columns(self, X):
         """Keep the active columns, in ``columns_`` order (as ``ActiveColumns``)."""
@@ -1021,7 +1060,11 @@ def fit_texts(texts: pa.Array, task: Task, opts, verb: str = "fit") -> FittedPro
             "fields": list(task.fields),
         },
         "llm": rep.llm,
-        "embedder": _embedder_spec(embedder),
+        "embedder": _embedder_spec(
+            embedder,
+            getattr(opts, "long_texts", "truncate"),
+            None if data["X"] is None else int(data["X"].shape[1]),
+        ),
         "proxy": {"name": opts.proxy, "params": dict(rep.proxy_params)},
         "library_version": __version__,
         "created_at": _now(),

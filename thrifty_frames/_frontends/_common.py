@@ -117,8 +117,17 @@ def run_estimate(
     return estimate_run(texts, task, opts, escalation_share)
 
 
-def check_into(into: Any, columns: Sequence[str]) -> str:
+def check_into(into: Any, columns: Sequence[str], provenance: bool = False) -> str:
+    """The new column's name; it must not replace a column the frame has."""
     if not isinstance(into, str) or not into:
         msg = f"into must be a non-empty column name, got {into!r}."
+        raise InvalidArgumentError(msg)
+    names = [into] + ([f"{into}_decided_by", f"{into}_score"] if provenance else [])
+    taken = [n for n in names if n in set(columns)]
+    if taken:
+        msg = (
+            f"the frame already has a column {taken[0]!r}, which into={into!r} would "
+            "replace; pass another name as into=..., or drop that column first."
+        )
         raise InvalidArgumentError(msg)
     return into

@@ -160,7 +160,7 @@ class ThriftyAccessor:
         Null texts (and rows no label could be given to) get a missing value.
         ``provenance=True`` adds ``{into}_decided_by`` and ``{into}_score``.
         """
-        into = check_into(into, self._df.columns)
+        into = check_into(into, self._df.columns, provenance)
         result = _result(self._df, "classify", prompt, classes, column, options)
         values = pd.Categorical(
             result.labels.to_numpy(zero_copy_only=False), categories=list(result.classes)
@@ -263,7 +263,7 @@ class ThriftyAccessor:
                 f"thrifty_frames.load), got {type(proxy).__name__}."
             )
             raise InvalidArgumentError(msg)
-        into = check_into(into, self._df.columns)
+        into = check_into(into, self._df.columns, provenance)
         texts = texts_for(_PandasFrame(self._df), proxy.task, column)
         result = proxy.predict(texts)
         if proxy.task.is_filter:

@@ -162,7 +162,7 @@ class ThriftyFrame:
         --------
         >>> df.thrifty.classify("Topic?", ["World", "Sports"])  # doctest: +SKIP
         """
-        into = check_into(into, self._df.columns)
+        into = check_into(into, self._df.columns, provenance)
         result = _result(self._df, "classify", prompt, classes, column, options)
         return self._df.with_columns(_with_provenance(result, into, provenance))
 
@@ -239,7 +239,7 @@ class ThriftyFrame:
         ``{into}_decided_by`` and ``{into}_score``.
         """
         proxy = _check_proxy(proxy)
-        into = check_into(into, self._df.columns)
+        into = check_into(into, self._df.columns, provenance)
         result = proxy.predict(texts_for(_PolarsFrame(self._df), proxy.task, column))
         return self._df.with_columns(_with_provenance(result, into, provenance))
 
@@ -341,7 +341,7 @@ class ThriftyLazyFrame:
         **options: Any,
     ) -> pl.LazyFrame:
         """The plan with column ``into`` (an ``Enum`` of ``classes``) added."""
-        into = check_into(into, self._lf.collect_schema().names())
+        into = check_into(into, self._lf.collect_schema().names(), provenance)
         lf, tmp = self._online("classify", prompt, classes, column, options)
         new = [pl.col(tmp).struct.field("label").alias(into)]
         if provenance:
@@ -397,7 +397,7 @@ class ThriftyLazyFrame:
     ) -> pl.LazyFrame:
         """The plan with a fitted proxy's labels in ``into``; it streams (no LLM)."""
         proxy = _check_proxy(proxy)
-        into = check_into(into, self._lf.collect_schema().names())
+        into = check_into(into, self._lf.collect_schema().names(), provenance)
         source, _ = self._source(proxy.task, column)
         if not provenance:
             return self._lf.with_columns(

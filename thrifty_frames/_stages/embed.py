@@ -57,6 +57,10 @@ class EmbedStats:
         self.seconds += other.seconds
 
 
+#: Largest finite float32: precomputed vectors are read as float32.
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
 def _split(text: str, limit: int) -> list[str]:
     """Pieces of at most ``limit`` characters, cut at whitespace where possible."""
     pieces = []
@@ -315,6 +319,17 @@ class PrecomputedVectors:
                 "them first."
             )
             raise InvalidArgumentError(msg)
+        if pa.types.is_floating(flat.type) or pa.types.is_integer(flat.type):
+            # Vectors are used as float32: infinities and anything beyond its
+            # range would reach the proxy as infinities, after the LLM was paid.
+            too_big = pc.greater(pc.abs_checked(pc.cast(flat, pa.float64())), _F32_MAX)
+            if pc.any(too_big).as_py():
+                msg = (
+                    f"embeddings column {column!r} has infinite numbers, or numbers "
+                    "beyond float32's range (about 3.4e38), inside its vectors; "
+                    "replace or rescale them first."
+                )
+                raise InvalidArgumentError(msg)
 
     def rows(self, rows: np.ndarray) -> tuple[np.ndarray, EmbedStats]:
         """The vectors of ``rows`` as a float32 matrix, and counts for the report."""

@@ -82,6 +82,24 @@ def test_shards_roll_over_and_a_torn_tail_is_skipped(tmp_path, monkeypatch):
     cache.close()
 
 
+def test_a_shard_cut_short_from_outside_never_serves_wrong_vectors(tmp_path):
+    X = np.arange(40, dtype=np.float32).reshape(10, 4)
+    texts = [f"t{i}" for i in range(10)]
+    with EmbeddingCache(tmp_path, "e/v1") as cache:
+        cache.put_many(texts, X)
+        shard = cache.directory / "d4-00000.f32"
+    with open(shard, "r+b") as fh:  # a bad copy keeps the first 6 rows only
+        fh.truncate(6 * 16)
+    with EmbeddingCache(tmp_path, "e/v1") as cache:
+        assert sorted(cache.get_many(texts, 4)) == list(range(6))  # the rest: misses
+        other = np.full((2, 4), -1.0, dtype=np.float32)
+        assert cache.put_many(["u0", "u1"], other) == 2
+        assert cache.put_many(texts, X) == 4  # the lost rows are stored again
+        found = cache.get_many(texts + ["u0", "u1"], 4)
+    np.testing.assert_array_equal(np.vstack([found[i] for i in range(10)]), X)
+    np.testing.assert_array_equal(np.vstack([found[10], found[11]]), other)
+
+
 def test_lookups_are_batched(tmp_path, monkeypatch):
     cache = EmbeddingCache(tmp_path, "e/v1")
     texts = [f"text {i}" for i in range(1200)]

@@ -86,6 +86,7 @@ class EmbeddingCache:
         self.directory = Path(directory) / "embeddings" / slot
         self.directory.mkdir(parents=True, exist_ok=True)
         self.embedder_id = embedder_id
+        self._checked: set[int] = set()
         self._db = sqlite3.connect(
             str(self.directory / "index.sqlite"),
             timeout=60.0,
@@ -181,6 +182,9 @@ class EmbeddingCache:
             first.setdefault(k, i)  # identical texts are stored once
         self._db.execute("BEGIN IMMEDIATE")  # one writer at a time, across processes
         try:
+            if dim not in self._checked:  # once per open cache and width
+                self._drop_stale(dim)
+                self._checked.add(dim)
             present = set()
             unique = list(first)
             for start in range(0, len(unique), _CHUNK):
@@ -202,6 +206,23 @@ class EmbeddingCache:
             raise
         logger.debug("embedding cache: wrote %d of %d vectors", len(new), len(texts))
         return len(new)
+
+    def _drop_stale(self, dim: int) -> None:
+        """Forget index entries whose rows are not (wholly) in their shard file.
+
+        A shard cut short from outside (a bad copy, a full disk) leaves entries
+        pointing past its end. Reads treat them as misses; if they stayed in
+        the index, a later write would skip those texts as present and append
+        other vectors where the entries point, so they are dropped first.
+        """
+        got = self._db.execute("SELECT current FROM shards WHERE dim = ?", [dim]).fetchone()
+        for shard in range(0, (got[0] if got else 0) + 1):
+            path = self._shard_path(dim, shard)
+            whole = (path.stat().st_size if path.exists() else 0) // (4 * dim)
+            self._db.execute(
+                "DELETE FROM vectors WHERE dim = ? AND shard = ? AND row >= ?",
+                [dim, shard, whole],
+            )
 
     def _append(self, dim: int, keys: list[bytes], block: np.ndarray) -> None:
         row_bytes = 4 * dim

@@ -296,6 +296,44 @@ def test_the_long_text_policy_and_vector_width_travel_with_the_proxy(double_llm,
         tf.load(tmp_path / "p.proxy", embedder=wide).predict_arrow(pa.array(["good"]))
 
 
+def test_predict_reads_a_cacheable_embedders_vectors_from_the_cache(double_llm, tmp_path):
+    """A paid embedder is not called again for texts it already embedded."""
+    from thrifty_frames.backends.embeddings.callable import CallableEmbedder
+
+    from .conftest import sentiment_rule
+    from .test_pandas_frontend import make_reviews
+
+    seen: list[str] = []
+
+    def emb(texts):
+        seen.extend(texts)
+        return np.array(
+            [[sentiment_rule(t) == "yes", len(t) % 5] for t in texts], np.float32
+        )
+
+    embedder = CallableEmbedder(emb, id="paid/v1")
+    df = make_reviews(300)
+    proxy = df.thrifty.fit("Is it positive?", column="review", llm=double_llm(),
+                           embedder=embedder, sample_size=100, cache_dir=tmp_path,
+                           target=None, progress=False)
+    assert proxy.cache_dir == tmp_path
+    n_distinct = df["review"].dropna().nunique()
+    seen.clear()
+    df.thrifty.predict(proxy, column="review", into="pred")
+    rep = tf.last_report()
+    assert rep.distinct_texts == n_distinct
+    assert rep.embedding_cache_hits + rep.embedded_texts == n_distinct
+    assert len(seen) == rep.embedded_texts == n_distinct - 100  # the sample was cached
+    seen.clear()
+    back = tf.load(proxy.save(tmp_path / "p.proxy"), embedder=embedder)
+    back.cache_dir = tmp_path
+    df.thrifty.predict(back, column="review", into="pred")
+    assert seen == [] and tf.last_report().embedding_cache_hits == n_distinct
+    back.cache_dir = False
+    df.thrifty.predict(back, column="review", into="pred")
+    assert len(seen) == n_distinct
+
+
 def test_check_reads_polars_categorical_and_enum_columns(double_llm):
     import polars as pl
 

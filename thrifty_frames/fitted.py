@@ -47,7 +47,7 @@ from ._core.report import Report
 from ._core.reports import record
 from ._core.task import Task, make_task
 from ._stages import label as lab
-from ._stages.embed import embed_texts
+from ._stages.embed import EmbedStats, embed_texts
 from ._stages.evaluate import (
     Calibration,
     Cascade,
@@ -63,7 +63,7 @@ from .backends.embeddings import resolve_embedder
 from .backends.embeddings.base import Embedder
 from .backends.embeddings.hashing import HashingEmbedder
 from .backends.llm import resolve_llm
-from .cache import LabelCache
+from .cache import LabelCache, default_cache_dir
 from .config import make_options
 from .exceptions import (
     EmptyInputError,
@@ -376,6 +376,12 @@ class FittedProxy:
         The fitted proxy over the embedder's vectors.
     last_check : DriftCheck or None
         The result of the latest :meth:`check`, used by :meth:`refit`.
+    cache_dir : path, None or False
+        Where vectors of a cacheable embedder (an API or sentence-transformers
+        model; the built-in hashing embedder is never cached) are looked up
+        and stored when the proxy embeds texts: None is the default cache
+        folder, False turns the cache off. Set from ``fit``'s ``cache_dir``;
+        assign it to change it.
 
     Examples
     --------
@@ -393,8 +399,12 @@ class FittedProxy:
         *,
         training: tuple[Any, np.ndarray] | None = None,
         llm: Any = None,
+        cache_dir: Any = None,
     ) -> None:
         self.model_ = model
+        self.cache_dir = cache_dir
+        self._vec_cache = None  # opened on first use (see _embed)
+        self._embedded = EmbedStats()  # running counts, read by predict
         self.task = task
         self.embedder = embedder
         self.certificate = certificate
@@ -520,6 +530,7 @@ class FittedProxy:
         """
         texts = _frame_texts(frame, column, self.task)
         counts: dict = {}
+        before = dataclasses.replace(self._embedded)
         idx, conf, keep = self._score(texts, counts=counts)
         label, how, score = self._columns(idx, conf, keep)
         cert = self.certificate
@@ -548,6 +559,9 @@ class FittedProxy:
         }
         report.proxy_used = labeled > 0
         report.truncated_texts = counts.get("long_rows", 0)
+        report.distinct_texts = counts.get("distinct", 0)
+        report.embedded_texts = self._embedded.embedded - before.embedded
+        report.embedding_cache_hits = self._embedded.cache_hits - before.cache_hits
         report.notes.append(
             "applied a fitted proxy: no LLM calls; rows the certified cascade "
             "would send to the LLM are marked proxy_below_target"
@@ -791,6 +805,7 @@ class FittedProxy:
             report,
             training=(X_tr, y_tr),
             llm=self._llm,
+            cache_dir=self.cache_dir,
         )
 
     # -- scoring -----------------------------------------------------------------
@@ -841,15 +856,35 @@ class FittedProxy:
         third[valid] = u_third[codes]
         if counts is not None:
             counts["long_rows"] = int(u_long[codes].sum())
+            counts["distinct"] = len(uniq)
         if with_p_yes and self._yes_col is None:
             return idx, conf, None
         return idx, conf, third
+
+    def _cache(self):
+        """The embedding cache for this proxy's embedder, or None."""
+        if not self.embedder.cacheable or self.cache_dir is False:
+            return None
+        if self._vec_cache is None:
+            from .embedding_cache import EmbeddingCache
+
+            root = default_cache_dir() if self.cache_dir in (None, True) else self.cache_dir
+            self._vec_cache = EmbeddingCache(root, self.embedder.id)
+        return self._vec_cache
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_vec_cache"] = None  # an open SQLite connection does not travel
+        return state
 
     def _embed(self, texts: list[str]):
         """Vectors of ``texts`` as the proxy was fitted: the same embedder, the
         same long-text policy, and the width the proxy was trained on; also the
         positions of the texts longer than the embedder's window."""
-        X, st = embed_texts(texts, self.embedder, long_texts=self._long_texts)
+        X, st = embed_texts(
+            texts, self.embedder, cache=self._cache(), long_texts=self._long_texts
+        )
+        self._embedded.add(st)
         if self._width is not None and X.shape[1] != self._width:
             msg = (
                 f"embedder {self.embedder.id!r} gives {X.shape[1]}-dimensional vectors "
@@ -1092,6 +1127,7 @@ def fit_texts(texts: pa.Array, task: Task, opts, verb: str = "fit") -> FittedPro
         rep,
         training=(data["X"], np.asarray(data["y"], dtype=np.int64)),
         llm=opts.llm,
+        cache_dir=opts.cache_dir,
     )
 
 

@@ -422,10 +422,8 @@ def test_estimator_classes_are_checked_against_the_task_labels(saved, tmp_path):
     assert model.classes_.tolist() == [0, 7]
 
 
-# TODO: these checks belong in fitted.load (the certificate, report and training
-# rows are parsed there, and only fitted.load knows the task's labels and the
-# embedder's width); each test passes once fitted.load makes the check, and then
-# its xfail mark goes.
+# Checked by fitted.load, which parses the certificate, the report and the
+# training rows and knows the task's labels and the embedder's width.
 FITTED_EDITS = [
     ("certificate.json", lambda c: c["task"].update(classes="yes")),
     ("certificate.json", lambda c: c["task"].update(classes=["yes"])),
@@ -445,7 +443,6 @@ FITTED_EDITS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="fitted.load does not check this yet")
 @pytest.mark.parametrize(
     "member, change",
     FITTED_EDITS,

@@ -439,8 +439,9 @@ def viability_reason(
 ) -> str | None:
     """Why the proxy is not worth using, or ``None`` when it is.
 
-    Not viable: for an accuracy target, no threshold is certified; or the
-    answers the cascade would keep (its calibration rows above the
+    Not viable: for an accuracy target, no threshold is certified; the
+    cascade keeps none of the calibration rows' answers; or the answers the
+    cascade would keep (its calibration rows above the
     thresholds, or all of them without ``cal``) are not significantly more
     accurate than always answering the commonest training label (the lower
     end of their 95% interval does not exceed that rate). The second test
@@ -459,6 +460,13 @@ def viability_reason(
         kept = cascade.keep(cal.conf, cal.p_yes)
         n, k = int(kept.sum()), int(cal.correct[kept].sum())
         what = "the answers it would keep"
+        if n == 0 and cal.rows:
+            # Possible for precision and recall, whose cascade always keeps one
+            # side of 0.5: the proxy would decide nothing, so say so.
+            return (
+                f"the certified cascade keeps none of the {cal.rows} calibration "
+                f"rows' answers ({cascade.metric} target {cascade.target:.2f})"
+            )
     else:
         n, k = int(quality["rows"]), round(quality["accuracy"] * quality["rows"])
         what = "its holdout answers"

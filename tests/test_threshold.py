@@ -20,6 +20,7 @@ from thrifty_frames._stages.evaluate import (
     conformal_threshold,
     evaluate_at,
     singleton_keep,
+    viability_reason,
 )
 
 
@@ -206,3 +207,17 @@ def test_viability_rejects_coin_flip_answers_that_fit_the_error_budget():
     good = Calibration(conf, rng.random(400) < np.where(conf > 0.8, 0.99, 0.6))
     cas = certify(good, "accuracy", 0.9, 0.05)
     assert viability_reason(cas, quality, 0.5, good) is None
+
+
+def test_a_precision_cascade_that_keeps_nothing_is_not_viable():
+    """A precision cascade keeps the proxy's "no" answers (P(yes) < 0.5) and
+    its "yes" answers above yes_at; when every calibration row is a doubtful
+    "yes" and no yes_at is certified, the proxy would decide nothing."""
+    rng = np.random.default_rng(0)
+    p_yes = rng.uniform(0.5, 0.7, 300)
+    positive = rng.random(300) < 0.66
+    cal = Calibration(conf=p_yes, correct=positive, p_yes=p_yes, positive=positive)
+    cas = Cascade("precision", 0.95, 0.05, 300, yes_at=np.inf, no_below=BOUNDARY)
+    assert not cas.keep(cal.conf, cal.p_yes).any()
+    reason = viability_reason(cas, {"accuracy": 0.66, "rows": 300}, 0.66, cal)
+    assert reason is not None and "keeps none of the 300 calibration rows" in reason

@@ -199,7 +199,7 @@ class Report:
         if self.viability_note:
             out.append(("note", self.viability_note))
         if self.truncated_texts:
-            out.append(("long texts cut", f"{self.truncated_texts:,}"))
+            out.append(("long texts cut or pooled", f"{self.truncated_texts:,} rows"))
         for n in self.notes:
             out.append(("note", n))
         secs = ", ".join(f"{k} {v:.2f}s" for k, v in self.seconds.items())

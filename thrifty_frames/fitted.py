@@ -1151,12 +1151,12 @@ def _check_certificate(path: Any, cert: dict) -> Task:
 
 def _check_report(path: Any, data: dict) -> Report:
     """The stored report, every field of the type :class:`Report` declares."""
-    out = {}
+    out, defaults = {}, Report()
     for f in dataclasses.fields(Report):
         if f.name not in data:
             continue
         v = data[f.name]
-        default = getattr(Report(), f.name)
+        default = getattr(defaults, f.name)
         if f.name == "calibration":
             v = None  # stored as plain lists; only the fitting run plots it
         elif isinstance(default, bool) or default is None:

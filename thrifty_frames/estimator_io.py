@@ -25,7 +25,7 @@ import numpy as np
 from ._version import __version__
 from .exceptions import ProxyFileError
 
-__all__ = ["dump_estimator", "load_estimator"]
+__all__ = ["dump_estimator", "edited_member", "load_estimator"]
 
 #: The estimator's settings member (its arrays are stored as ``est_<name>.npy``).
 _EST_JSON = "estimator.json"
@@ -128,7 +128,7 @@ def load_estimator(
     from ._stages.train import ActiveColumns
 
     if not isinstance(meta, dict):
-        raise _bad(_EST_JSON, "is not a JSON object")
+        raise edited_member(None, _EST_JSON, "is not a JSON object")
     kind = meta.get("kind")
     if kind not in _KINDS:
         if isinstance(kind, str):
@@ -137,26 +137,34 @@ def load_estimator(
                 f"version of thrifty-frames ({__version__}) cannot rebuild; upgrade "
                 "with `pip install -U thrifty-frames`."
             )
-        raise _bad(_EST_JSON, f"has kind {kind!r} where a name is expected")
+        raise edited_member(
+            None, _EST_JSON, f"has kind {kind!r} where a name is expected"
+        )
     n_features = _json_int(meta, "n_features_in", 1, _MAX_FEATURES)
     dense = meta.get("dense")
     if not isinstance(dense, bool):
-        raise _bad(_EST_JSON, f"has dense {dense!r} where true or false is expected")
+        raise edited_member(
+            None, _EST_JSON, f"has dense {dense!r} where true or false is expected"
+        )
     params = meta.get("params", {})
     if (
         not isinstance(params, dict)
         or _json_params(params) != params
         or not all(isinstance(k, str) for k in params)
     ):
-        raise _bad(_EST_JSON, "has params that are not a map of plain values")
+        raise edited_member(
+            None, _EST_JSON, "has params that are not a map of plain values"
+        )
     high = n_classes if n_classes is not None else np.iinfo(np.int64).max
     classes = _indexes(arrays, "classes", "class indexes", high)
     if len(classes) < 2:
         msg = f"holds {len(classes)} class index where 2 or more are expected"
-        raise _bad(_npy("classes"), msg)
+        raise edited_member(None, _npy("classes"), msg)
     if dense:
         if "columns" in arrays:
-            raise _bad(_npy("columns"), f"is present although {_EST_JSON} says dense")
+            raise edited_member(
+                None, _npy("columns"), f"is present although {_EST_JSON} says dense"
+            )
         columns = None
         width = n_features
     else:
@@ -172,9 +180,9 @@ def load_estimator(
             objective = meta.get("objective")
             if objective is not None and not isinstance(objective, str):
                 msg = f"has objective {objective!r} where a name or null is expected"
-                raise _bad(_EST_JSON, msg)
+                raise edited_member(None, _EST_JSON, msg)
             if not isinstance(texts.get("lightgbm_model"), str):
-                raise _bad("lightgbm_model.txt", "is missing")
+                raise edited_member(None, "lightgbm_model.txt", "is missing")
             est = _lightgbm(params, objective, texts["lightgbm_model"], classes, width)
         est.n_features_in_ = width
     except (TypeError, ValueError) as exc:
@@ -197,10 +205,13 @@ def _npy(name: str) -> str:
     return f"est_{name}.npy"
 
 
-def _bad(member: str, problem: str) -> ProxyFileError:
+def edited_member(path: Any, member: str, problem: str) -> ProxyFileError:
+    """The error for a member whose content does not hold together (naming the
+    file too when ``path`` is not None)."""
+    where = f"proxy file {str(path)!r}: member" if path else "the proxy file's member"
     msg = (
-        f"the proxy file's member {member!r} {problem}; the file is corrupted or "
-        "was edited. Save the proxy again."
+        f"{where} {member!r} {problem}; the file is corrupted or was edited. "
+        "Save the proxy again, or refit it."
     )
     return ProxyFileError(msg)
 
@@ -209,7 +220,7 @@ def _json_int(meta: dict, key: str, low: int, high: int) -> int:
     value = meta.get(key)
     if type(value) is not int or not low <= value <= high:
         msg = f"has {key} {value!r} where an integer in {low}..{high} is expected"
-        raise _bad(_EST_JSON, msg)
+        raise edited_member(None, _EST_JSON, msg)
     return value
 
 
@@ -219,19 +230,23 @@ def _array(
     """The array ``name``, checked for dtype kind, shape (None: any length) and
     finiteness."""
     if name not in arrays:
-        raise _bad(_npy(name), "is missing")
+        raise edited_member(None, _npy(name), "is missing")
     arr = arrays[name]
     if arr.dtype.kind not in kinds:
         what = "integers" if kinds == "iu" else "floating-point numbers"
-        raise _bad(_npy(name), f"has dtype {arr.dtype} where {what} are expected")
+        raise edited_member(
+            None, _npy(name), f"has dtype {arr.dtype} where {what} are expected"
+        )
     fits = arr.ndim == len(shape) and all(
         want in (None, got) for got, want in zip(arr.shape, shape, strict=True)
     )
     if not fits:
         want = tuple("any" if s is None else s for s in shape)
-        raise _bad(_npy(name), f"has shape {arr.shape} where {want} is expected")
+        raise edited_member(
+            None, _npy(name), f"has shape {arr.shape} where {want} is expected"
+        )
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise _bad(_npy(name), "holds NaN or infinite values")
+        raise edited_member(None, _npy(name), "holds NaN or infinite values")
     return arr
 
 
@@ -241,10 +256,12 @@ def _indexes(arrays: dict, name: str, what: str, high: int) -> np.ndarray:
     low, top = (int(arr.min()), int(arr.max())) if len(arr) else (0, 0)
     if low < 0 or top >= high:
         msg = f"holds {what} from {low} to {top}, outside 0..{high - 1}"
-        raise _bad(_npy(name), msg)
+        raise edited_member(None, _npy(name), msg)
     arr = arr.astype(np.int64)
     if np.any(np.diff(arr) <= 0):
-        raise _bad(_npy(name), f"holds {what} that are not increasing and distinct")
+        raise edited_member(
+            None, _npy(name), f"holds {what} that are not increasing and distinct"
+        )
     return arr
 
 
@@ -286,7 +303,7 @@ def _calibrated_svc(params: dict, folds: int, arrays: dict, classes, width: int)
         )
         if len(fold_classes) < 2 or not np.isin(fold_classes, classes).all():
             msg = "holds classes that are not two or more of the estimator's classes"
-            raise _bad(_npy(f"fold{i}_classes"), msg)
+            raise edited_member(None, _npy(f"fold{i}_classes"), msg)
         svc = _linear("linear_svc", params, arrays, f"fold{i}_", fold_classes, width)
         svc.n_features_in_ = width
         k = _rows(len(fold_classes))
@@ -316,24 +333,26 @@ def _lightgbm(params: dict, objective: str | None, model_str: str, classes, widt
             try:
                 leaves = np.array(line[len("leaf_value=") :].split(), dtype=np.float64)
             except ValueError:
-                raise _bad(member, "holds leaf values that are not numbers") from None
+                raise edited_member(
+                    None, member, "holds leaf values that are not numbers"
+                ) from None
             if not np.isfinite(leaves).all():
-                raise _bad(member, "holds NaN or infinite leaf values")
+                raise edited_member(None, member, "holds NaN or infinite leaf values")
     try:
         booster = lgb.Booster(model_str=model_str)
     except lgb.basic.LightGBMError as exc:
-        raise _bad(member, f"is not a LightGBM model ({exc})") from None
+        raise edited_member(None, member, f"is not a LightGBM model ({exc})") from None
     if booster.num_feature() != width:
         msg = (
             f"reads {booster.num_feature()} columns where the column map gives {width}"
         )
-        raise _bad(member, msg)
+        raise edited_member(None, member, msg)
     if booster.num_model_per_iteration() != _rows(len(classes)):
         msg = (
             f"gives {booster.num_model_per_iteration()} scores per row where "
             f"{len(classes)} classes need {_rows(len(classes))}"
         )
-        raise _bad(member, msg)
+        raise edited_member(None, member, msg)
     est = lgb.LGBMClassifier(**params)
     # The attributes LGBMClassifier.fit sets, for predict and predict_proba.
     est._Booster = booster

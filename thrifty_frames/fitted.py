@@ -66,6 +66,7 @@ from .backends.embeddings.hashing import HashingEmbedder
 from .backends.llm import resolve_llm
 from .cache import LabelCache, default_cache_dir
 from .config import make_options
+from .estimator_io import edited_member
 from .exceptions import (
     EmptyInputError,
     InvalidArgumentError,
@@ -869,7 +870,11 @@ class FittedProxy:
         if self._vec_cache is None:
             from .embedding_cache import EmbeddingCache
 
-            root = default_cache_dir() if self.cache_dir in (None, True) else self.cache_dir
+            root = (
+                default_cache_dir()
+                if self.cache_dir in (None, True)
+                else self.cache_dir
+            )
             self._vec_cache = EmbeddingCache(root, self.embedder.id)
         return self._vec_cache
 
@@ -1035,27 +1040,40 @@ def _training_from(
     if "train_y" not in arrays:
         return None
     y = arrays["train_y"]
-    if y.ndim != 1 or y.dtype.kind not in "iu" or (len(y) and not (
-        0 <= y.min() and y.max() < n_classes
-    )):
-        raise _edited(path, "train_y.npy", "is not one class index per training row")
+    if (
+        y.ndim != 1
+        or y.dtype.kind not in "iu"
+        or (len(y) and not (0 <= y.min() and y.max() < n_classes))
+    ):
+        raise edited_member(
+            path, "train_y.npy", "is not one class index per training row"
+        )
     if "train_dense" in arrays:
         X = arrays["train_dense"]
         if X.ndim != 2 or X.shape != (len(y), width) or not np.isfinite(X).all():
-            raise _edited(path, "train_dense.npy", "does not hold one finite row per label")
+            raise edited_member(
+                path, "train_dense.npy", "does not hold one finite row per label"
+            )
         return X, y
     for name in ("train_shape", "train_data", "train_indices", "train_indptr"):
         if name not in arrays:
-            raise _edited(path, f"{name}.npy", "is missing")
+            raise edited_member(path, f"{name}.npy", "is missing")
     shape = arrays["train_shape"]
-    if shape.shape != (2,) or shape.dtype.kind not in "iu" or tuple(shape) != (
-        len(y),
-        width,
+    if (
+        shape.shape != (2,)
+        or shape.dtype.kind not in "iu"
+        or tuple(shape)
+        != (
+            len(y),
+            width,
+        )
     ):
-        raise _edited(path, "train_shape.npy", f"is not ({len(y)}, {width})")
+        raise edited_member(path, "train_shape.npy", f"is not ({len(y)}, {width})")
     data = arrays["train_data"]
     if data.ndim != 1 or data.dtype.kind != "f" or not np.isfinite(data).all():
-        raise _edited(path, "train_data.npy", "is not one finite number per entry")
+        raise edited_member(
+            path, "train_data.npy", "is not one finite number per entry"
+        )
     try:
         X = sp.csr_matrix(
             (data, arrays["train_indices"], arrays["train_indptr"]),
@@ -1063,15 +1081,10 @@ def _training_from(
         )
         X.check_format(full_check=True)
     except (ValueError, TypeError) as exc:
-        raise _edited(path, "train_indices.npy", f"does not fit the rows ({exc})") from None
+        raise edited_member(
+            path, "train_indices.npy", f"does not fit the rows ({exc})"
+        ) from None
     return X, y
-
-
-def _edited(path: Any, member: str, what: str) -> ProxyFileError:
-    return ProxyFileError(
-        f"proxy file {str(path)!r}: {member!r} {what}; the file is corrupted or was "
-        "edited. Save the proxy again, or refit it."
-    )
 
 
 def _number(value: Any, lo: float, hi: float, inf_ok: bool = False) -> bool:
@@ -1089,63 +1102,90 @@ def _check_certificate(path: Any, cert: dict) -> Task:
     member = "certificate.json"
     t = cert.get("task")
     if not isinstance(t, dict) or t.get("kind") not in ("filter", "classify"):
-        raise _edited(path, member, "has no valid task (kind filter or classify)")
+        raise edited_member(path, member, "has no valid task (kind filter or classify)")
     classes = t.get("classes")
     if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise _edited(path, member, "has task classes that are not a list of labels")
+        raise edited_member(
+            path, member, "has task classes that are not a list of labels"
+        )
     try:
         task = make_task(
             t["kind"], cert.get("prompt"), None if t["kind"] == "filter" else classes
         )
     except (InvalidArgumentError, TypeError, ValueError) as exc:
-        raise _edited(path, member, f"has an invalid task ({type(exc).__name__})") from None
-    if list(task.classes) != classes or list(task.fields) != list(t.get("fields") or []):
-        raise _edited(path, member, "has task classes or fields that do not match it")
+        raise edited_member(
+            path, member, f"has an invalid task ({type(exc).__name__})"
+        ) from None
+    if list(task.classes) != classes or list(task.fields) != list(
+        t.get("fields") or []
+    ):
+        raise edited_member(
+            path, member, "has task classes or fields that do not match it"
+        )
     spec = cert.get("embedder")
     if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
-        raise _edited(path, member, "has no valid embedder")
+        raise edited_member(path, member, "has no valid embedder")
     dim = spec.get("dim")
-    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
-        raise _edited(path, member, "has an embedder width that is not a positive integer")
+    if dim is not None and (
+        isinstance(dim, bool) or not isinstance(dim, int) or dim < 1
+    ):
+        raise edited_member(
+            path, member, "has an embedder width that is not a positive integer"
+        )
     if spec.get("long_texts", "truncate") not in ("truncate", "pool"):
-        raise _edited(path, member, "has an unknown long-text policy")
+        raise edited_member(path, member, "has an unknown long-text policy")
     settings = spec.get("settings")
     if spec.get("kind") == "hashing" and not isinstance(settings, dict):
-        raise _edited(path, member, "has no hashing embedder settings")
+        raise edited_member(path, member, "has no hashing embedder settings")
     for k in ("word_ngrams", "char_ngrams"):
         v = (settings or {}).get(k)
         if v is not None and not (
             isinstance(v, list) and len(v) == 2 and all(type(x) is int for x in v)
         ):
-            raise _edited(path, member, f"has embedder setting {k} that is not two integers")
+            raise edited_member(
+                path, member, f"has embedder setting {k} that is not two integers"
+            )
     target, delta = cert.get("target"), cert.get("delta")
     if target is not None and not _number(target, 0.0, 1.0):
-        raise _edited(path, member, "has a target that is not a number from 0 to 1")
+        raise edited_member(
+            path, member, "has a target that is not a number from 0 to 1"
+        )
     if delta is not None and not _number(delta, 0.0, 1.0):
-        raise _edited(path, member, "has a delta that is not a number from 0 to 1")
+        raise edited_member(
+            path, member, "has a delta that is not a number from 0 to 1"
+        )
     th = cert.get("threshold")
     if th is None:
         th = {}
     if not isinstance(th, dict):
-        raise _edited(path, member, "has a threshold that is not a mapping")
+        raise edited_member(path, member, "has a threshold that is not a mapping")
     if th and th.get("metric", "accuracy") not in METRICS:
-        raise _edited(path, member, "has an unknown threshold metric")
-    for k, inf_ok in (("conf_at", True), ("value", True), ("yes_at", True),
-                      ("no_below", False), ("kept_share", False)):
+        raise edited_member(path, member, "has an unknown threshold metric")
+    for k, inf_ok in (
+        ("conf_at", True),
+        ("value", True),
+        ("yes_at", True),
+        ("no_below", False),
+        ("kept_share", False),
+    ):
         if k in th and not _number(th[k], 0.0, 1.0, inf_ok):
-            raise _edited(path, member, f"has threshold {k} outside 0 to 1")
+            raise edited_member(path, member, f"has threshold {k} outside 0 to 1")
     rows = th.get("calibration_rows", 0)
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
-        raise _edited(path, member, "has a calibration row count that is not an integer")
+        raise edited_member(
+            path, member, "has a calibration row count that is not an integer"
+        )
     q = cert.get("quality")
     if q is None:
         q = {}
     if not isinstance(q, dict) or not all(
         _number(q[k], 0.0, 1.0) for k in ("accuracy", "low", "high") if k in q
     ):
-        raise _edited(path, member, "has a quality estimate that is not numbers from 0 to 1")
+        raise edited_member(
+            path, member, "has a quality estimate that is not numbers from 0 to 1"
+        )
     if q and not all(k in q for k in ("accuracy", "low", "high", "rows")):
-        raise _edited(path, member, "has an incomplete quality estimate")
+        raise edited_member(path, member, "has an incomplete quality estimate")
     return task
 
 
@@ -1161,15 +1201,25 @@ def _check_report(path: Any, data: dict) -> Report:
             v = None  # stored as plain lists; only the fitting run plots it
         elif isinstance(default, bool) or default is None:
             pass
-        elif isinstance(default, int) and (isinstance(v, bool) or not isinstance(v, int)):
-            raise _edited(path, "report.json", f"has {f.name} that is not an integer")
+        elif isinstance(default, int) and (
+            isinstance(v, bool) or not isinstance(v, int)
+        ):
+            raise edited_member(
+                path, "report.json", f"has {f.name} that is not an integer"
+            )
         elif isinstance(default, float) and (
             isinstance(v, bool) or not isinstance(v, (int, float))
         ):
-            raise _edited(path, "report.json", f"has {f.name} that is not a number")
-        elif isinstance(default, (dict, list, str)) and not isinstance(v, type(default)):
-            raise _edited(
-                path, "report.json", f"has {f.name} that is not a {type(default).__name__}"
+            raise edited_member(
+                path, "report.json", f"has {f.name} that is not a number"
+            )
+        elif isinstance(default, (dict, list, str)) and not isinstance(
+            v, type(default)
+        ):
+            raise edited_member(
+                path,
+                "report.json",
+                f"has {f.name} that is not a {type(default).__name__}",
             )
         out[f.name] = v
     return Report(**out)
@@ -1312,7 +1362,7 @@ def load(path: str | os.PathLike, *, embedder: Any = None) -> FittedProxy:
     )
     width, dim = int(model.n_features_in_), cert["embedder"].get("dim")
     if dim is not None and width != dim:
-        raise _edited(
+        raise edited_member(
             path, "estimator.json", f"says {width} input columns, the embedder {dim}"
         )
     report = _check_report(path, meta["report"])

@@ -121,7 +121,6 @@ class _Run:
         self.llm = resolve_llm(opts.llm)
         self.embedder = resolve_embedder(opts.embedder)
         self.vectors = None
-        self.first_row = None
         if opts.embeddings is not None:
             self._use_vectors(vectors, opts.embeddings)
         self.vec_cache = None
@@ -220,14 +219,13 @@ class _Run:
             )
             raise InvalidArgumentError(msg)
         self.vectors = PrecomputedVectors(vectors, column, needed=self.valid)
-        # Rows sharing a text share a vector: the first such row's is used.
-        self.first_row = self.distinct.first_row
 
     def _embed(self, codes: np.ndarray):
         """Vectors of distinct texts ``codes`` (callers pass one chunk at a time)."""
         codes = np.asarray(codes, dtype=np.int64)
         if self.vectors is not None:
-            X, st = self.vectors.rows(self.first_row[codes])
+            # Rows sharing a text share a vector: the first such row's is used.
+            X, st = self.vectors.rows(self.distinct.first_row[codes])
         else:
             X, st = embed_texts(
                 self._texts(codes),
